@@ -1,0 +1,52 @@
+"""The one interface every answer generator implements (LSTM, rules, Markov, ...).
+
+A generator is stateful. The engine (live or offline) calls :meth:`Generator.feed` with the
+tokens of the call as they arrive (one live event at a time), then pulls the answer from
+:meth:`Generator.continuation` token by token, for as long as it wants: the iterator feeds
+each token it yields back into the generator, so a stopped answer leaves a consistent state.
+Tokens follow :mod:`jam.music.tokens`, and every yielded sequence is grammatical
+(``PITCH|REST`` then ``SHIFT``), so :func:`jam.music.tokens.decode` of it is exact.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from jam.music.sampling import SamplerSettings
+
+
+@dataclass(frozen=True)
+class AnswerSpec:
+    """What the engine asks for: sampling settings and a constraint mask over the vocabulary
+    (see :func:`jam.music.sampling.pitch_mask`; None = no constraint)."""
+
+    sampler: SamplerSettings = SamplerSettings()
+    mask: np.ndarray | None = None
+
+
+class Generator(ABC):
+    name = "generator"
+
+    @abstractmethod
+    def reset(self) -> None:
+        """Forget everything fed so far (fresh state, as at the start of a session)."""
+
+    @abstractmethod
+    def feed(self, tokens: Iterable[int]) -> None:
+        """Condition on tokens (the call, as it is played)."""
+
+    @abstractmethod
+    def continuation(self, spec: AnswerSpec, rng: np.random.Generator) -> Iterator[int]:
+        """Yield answer tokens one at a time, without end; each is fed back before the next."""
+
+
+class ProbabilisticGenerator(Generator):
+    """A generator that gives a next-token distribution (used for likelihood evaluation)."""
+
+    @abstractmethod
+    def next_logits(self) -> np.ndarray:
+        """Log-probabilities (or logits) over the vocabulary for the next token."""
