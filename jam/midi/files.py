@@ -1,0 +1,122 @@
+"""MIDI files <-> notes on the token grid (:data:`jam.music.tokens.TICKS_PER_BEAT`).
+
+Pure file handling with mido (no ports, no rtmidi). Reading keeps every note of every
+non-drum channel (the representation reduces chords later); times are in beats, so a file's
+tempo changes do not move notes on the grid. Writing is atomic and never overwrites unless
+asked, and is deterministic: the same notes give the same bytes.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from dataclasses import dataclass, field
+
+import mido
+
+from jam.errors import JamError
+from jam.fileio import atomic_write_bytes
+from jam.music.tokens import TICKS_PER_BEAT, Note
+
+DRUM_CHANNEL = 9  # General MIDI channel 10
+FILE_TICKS_PER_BEAT = 480
+
+
+@dataclass
+class Phrase:
+    notes: list[Note] = field(default_factory=list)
+    bpm: float = 120.0
+    beats_per_bar: int = 4
+
+
+def _grid(tick: int, file_tpb: int) -> int:
+    return int(round(tick * TICKS_PER_BEAT / file_tpb))
+
+
+def read_midi(path: str | os.PathLike) -> Phrase:
+    """Notes of a standard MIDI file, quantized to the grid. JamError if unreadable or empty."""
+    try:
+        midi = mido.MidiFile(path, clip=True)
+    except FileNotFoundError:
+        raise JamError(f"{path}: no such file; check the path") from None
+    except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError) as err:
+        reason = str(err) or type(err).__name__
+        raise JamError(f"{path}: not a readable MIDI file ({reason}); export it again as .mid") from None
+    if midi.type == 2:
+        raise JamError(f"{path}: MIDI type 2 (independent sequences) is not supported; save as type 0 or 1")
+    tpb = midi.ticks_per_beat or FILE_TICKS_PER_BEAT
+    bpm, beats_per_bar = None, None
+    notes: list[Note] = []
+    for track in midi.tracks:
+        tick = 0
+        open_notes: dict[tuple[int, int], tuple[int, int]] = {}  # (ch, pitch) -> (start, vel)
+
+        def close(key: tuple[int, int], end: int) -> None:
+            start, velocity = open_notes.pop(key)
+            a, b = _grid(start, tpb), _grid(end, tpb)
+            notes.append(Note(key[1], a, max(1, b - a), velocity))
+
+        for msg in track:
+            tick += msg.time
+            if msg.type == "set_tempo" and bpm is None:
+                bpm = mido.tempo2bpm(msg.tempo)
+            elif msg.type == "time_signature" and beats_per_bar is None:
+                beats_per_bar = max(1, round(msg.numerator * 4 / msg.denominator))
+            elif msg.type in ("note_on", "note_off") and msg.channel != DRUM_CHANNEL:
+                key = (msg.channel, msg.note)
+                if key in open_notes:  # a note-off, or a retrigger of a sounding pitch
+                    close(key, tick)
+                if msg.type == "note_on" and msg.velocity > 0:
+                    open_notes[key] = (tick, msg.velocity)
+        for key in list(open_notes):
+            close(key, tick)
+    if not notes:
+        raise JamError(f"{path}: no notes found (drums on channel 10 are ignored); give a file with a melody")
+    notes.sort(key=lambda n: (n.start, n.pitch))
+    return Phrase(notes, round(bpm or 120.0, 3), beats_per_bar or 4)
+
+
+def midi_bytes(
+    tracks: list[list[Note]],
+    bpm: float,
+    beats_per_bar: int = 4,
+    names: list[str] | None = None,
+    channel: int = 0,
+) -> bytes:
+    """A type-1 MIDI file: a tempo track, then one track per list of notes."""
+    scale = FILE_TICKS_PER_BEAT // TICKS_PER_BEAT
+    midi = mido.MidiFile(type=1, ticks_per_beat=FILE_TICKS_PER_BEAT)
+    conductor = mido.MidiTrack()
+    conductor.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm), time=0))
+    conductor.append(mido.MetaMessage("time_signature", numerator=beats_per_bar, denominator=4, time=0))
+    midi.tracks.append(conductor)
+    for i, notes in enumerate(tracks):
+        track = mido.MidiTrack()
+        if names and i < len(names):
+            track.append(mido.MetaMessage("track_name", name=names[i], time=0))
+        events = []  # (tick, order, message): note-offs sort before note-ons at one tick
+        for note in notes:
+            events.append((note.start * scale, 1, note.pitch, note.velocity))
+            events.append((note.end * scale, 0, note.pitch, 0))
+        events.sort()
+        now = 0
+        for tick, is_on, pitch, velocity in events:
+            kind = "note_on" if is_on else "note_off"
+            track.append(mido.Message(kind, channel=channel, note=pitch, velocity=velocity, time=tick - now))
+            now = tick
+        midi.tracks.append(track)
+    buffer = io.BytesIO()
+    midi.save(file=buffer)
+    return buffer.getvalue()
+
+
+def write_midi(
+    path: str | os.PathLike,
+    tracks: list[list[Note]],
+    bpm: float,
+    beats_per_bar: int = 4,
+    names: list[str] | None = None,
+    overwrite: bool = False,
+) -> None:
+    """Write notes as a MIDI file, atomically; refuse to replace a file unless ``overwrite``."""
+    atomic_write_bytes(path, midi_bytes(tracks, bpm, beats_per_bar, names), overwrite=overwrite)
