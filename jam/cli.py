@@ -1,0 +1,188 @@
+"""Command line: argument parsing and dispatch only (the work lives in the modules it calls).
+
+``jam [options]`` runs the main job (the mode given by ``--mode``); ``jam COMMAND [options]``
+runs a subcommand from :data:`COMMANDS`. To add a subcommand, write a ``_cmd_x(config, args)``
+function (and, if it takes its own arguments, an ``add_arguments(parser)``) and add one
+:class:`Command` line to :data:`COMMANDS`. Every option of :mod:`jam.config` is accepted by
+the main job and by every subcommand.
+
+Exit codes: 0 success, 1 internal error (one line; traceback with ``--debug``),
+2 user error (:class:`JamError`, bad arguments), 130 interrupted before the run loop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import sys
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from jam import __version__
+from jam.config import OPTIONS, Config, build_config, parse_cli_value
+from jam.errors import JamError
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad command line as one :class:`JamError` line."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise JamError(f"{message} (see '{self.prog} --help')")
+
+
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: ``run(config, args)`` returns the exit code."""
+
+    name: str
+    help: str
+    run: Callable[[Config, argparse.Namespace], int]
+    add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
+
+
+def _cmd_ports(config: Config, args: argparse.Namespace) -> int:
+    from jam.midi.ports import MidiSystem
+
+    system = MidiSystem.open(config.api)
+    print(system.describe())
+    return 0
+
+
+def _cmd_config(config: Config, args: argparse.Namespace) -> int:
+    origin = f"config file: {config.source}" if config.source else "no config file"
+    print(f"# effective configuration ({origin}; command line > file > defaults)")
+    print(config.to_yaml(), end="")
+    return 0
+
+
+def _cmd_panic(config: Config, args: argparse.Namespace) -> int:
+    from jam.midi.ports import MidiSystem
+    from jam.midi.tracker import reset_messages
+
+    if config.out is None:
+        raise JamError("jam panic needs --out PORT (list ports with 'jam ports')")
+    system = MidiSystem.open(config.api)
+    with system.open_output(config.out) as port:
+        for message in reset_messages(range(16)):
+            port.send(message)
+    print(f"sent all-notes-off on 16 channels to '{port.name}'")
+    return 0
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("ports", "list the MIDI input and output ports", _cmd_ports),
+    Command("config", "print the effective configuration as YAML", _cmd_config),
+    Command("panic", "send all-notes-off (CC64=0, CC123, CC120) on all 16 channels to --out",
+            _cmd_panic),
+)
+
+
+def _call_mode(config: Config) -> Any:
+    raise JamError("call mode is not available in this build yet; use --mode thru")
+
+
+def _thru_mode(config: Config) -> Any:
+    from jam.engine.thru import ThruMode
+
+    return ThruMode(channel=config.channel)
+
+
+# --mode value -> factory(config) returning the mode object the run loop drives
+MODES: dict[str, Callable[[Config], Any]] = {"call": _call_mode, "thru": _thru_mode}
+
+
+def _run_main(config: Config, args: argparse.Namespace) -> int:
+    from jam.engine.runner import run
+
+    mode = MODES[config.mode](config)
+    return run(config, mode)
+
+
+def _option_parent() -> argparse.ArgumentParser:
+    parent = _Parser(add_help=False, allow_abbrev=False)
+    group = parent.add_argument_group("options (also settable in the config file)")
+    group.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
+                       help="YAML config file (default: ~/.config/jam/config.yaml if present)")
+    for option in OPTIONS:
+        if option.flag_only:
+            group.add_argument(option.flag, dest=option.key, action="store_true",
+                               default=argparse.SUPPRESS, help=option.help)
+        else:
+            default = "none" if option.default is None else option.default
+            group.add_argument(option.flag, dest=option.key, metavar=option.key.upper(),
+                               default=argparse.SUPPRESS, help=f"{option.help} [{default}]")
+    return parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parent = _option_parent()
+    parser = _Parser(prog="jam", parents=[parent], allow_abbrev=False,
+                     description="A real-time MIDI improvisation partner: play a phrase, "
+                                 "jam answers. Without a command, runs the main job.")
+    parser.add_argument("--version", action="version", version=f"jam {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for command in COMMANDS:
+        child = sub.add_parser(command.name, parents=[parent], help=command.help,
+                               description=command.help, allow_abbrev=False)
+        if command.add_arguments is not None:
+            command.add_arguments(child)
+    return parser
+
+
+def _cli_values(args: argparse.Namespace) -> dict[str, Any]:
+    values = {}
+    for option in OPTIONS:
+        if hasattr(args, option.key):
+            raw = getattr(args, option.key)
+            values[option.key] = raw if option.flag_only else parse_cli_value(option.key, raw)
+    return values
+
+
+def _check_flags(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
+    """Name an unknown ``--flag`` with a "did you mean" before argparse misreads it."""
+    known: set[str] = set()
+    parsers = [parser]
+    while parsers:
+        current = parsers.pop()
+        known.update(current._option_string_actions)
+        for action in current._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                parsers.extend(action.choices.values())
+    for arg in argv:
+        if arg == "--":
+            break
+        flag = arg.split("=", 1)[0]
+        if flag.startswith("--") and flag not in known:
+            close = difflib.get_close_matches(flag, sorted(known), n=1, cutoff=0.7)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise JamError(f"unknown option {flag}{hint} (see 'jam --help')")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``jam`` console script; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        parser = build_parser()
+        _check_flags(parser, argv)
+        args = parser.parse_args(argv)
+        config = build_config(_cli_values(args), getattr(args, "config", None))
+        debug = config.debug
+        by_name = {c.name: c for c in COMMANDS}
+        handler = by_name[args.command].run if args.command else _run_main
+        return handler(config, args)
+    except JamError as err:
+        if debug:
+            traceback.print_exc()
+        print(f"jam: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("jam: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:  # the last line of defence: one line, not a traceback
+        if debug:
+            traceback.print_exc()
+        hint = "" if debug else " (run with --debug for the traceback)"
+        print(f"jam: internal error: {type(err).__name__}: {err}{hint}", file=sys.stderr)
+        return 1

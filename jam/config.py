@@ -1,0 +1,316 @@
+"""Options: defaults, validation, the YAML config file and the CLI flags, from one table.
+
+Every option is a key of a flat YAML mapping and a CLI flag with the same name
+(``max_call`` <-> ``--max-call``). Precedence: command line > config file > defaults.
+The config file is ``--config FILE``, else ``$XDG_CONFIG_HOME/jam/config.yaml`` (default
+``~/.config/jam/config.yaml``) when it exists. Errors are :class:`JamError` naming the key.
+
+The result is a frozen :class:`Config`; its attribute for the key ``in`` is ``in_``
+(``in`` is a Python keyword); every other attribute is the key itself.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import yaml
+
+from jam.errors import JamError
+
+NULL_WORDS = ("none", "null")  # how a nullable option is unset on the command line
+KEY_RE = re.compile(r"^([A-Ga-g])([#b]?)\s+(major|minor)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option: its key, default, help text and checker.
+
+    ``check(value)`` returns the normalized value or raises ``ValueError`` whose text says
+    what is expected. ``from_text`` turns a command-line string into the value to check.
+    """
+
+    key: str
+    default: Any
+    help: str
+    check: Callable[[Any], Any]
+    from_text: Callable[[str], Any]
+    nullable: bool = False
+    flag_only: bool = False  # a boolean switch on the command line (``--debug``)
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.key.replace("_", "-")
+
+    @property
+    def attr(self) -> str:
+        return self.key + "_" if self.key == "in" else self.key
+
+
+# --- checkers: value -> normalized value, or ValueError("expected ...") -----------------
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _number(low: float | None = None, high: float | None = None, *, integer: bool = False,
+            low_open: bool = False) -> Callable[[Any], Any]:
+    kind = "an integer" if integer else "a number"
+    if low is not None and high is not None:
+        expected = f"{kind} from {'above ' if low_open else ''}{low:g} to {high:g}"
+    elif low is not None:
+        expected = f"{kind} {'>' if low_open else '>='} {low:g}"
+    else:
+        expected = kind
+
+    def check(value: Any) -> Any:
+        if not _is_number(value) or (integer and not float(value).is_integer()):
+            raise ValueError(f"expected {expected}")
+        if not math.isfinite(value):
+            raise ValueError(f"expected {expected}")
+        if low is not None and (value <= low if low_open else value < low):
+            raise ValueError(f"expected {expected}")
+        if high is not None and value > high:
+            raise ValueError(f"expected {expected}")
+        return int(value) if integer else float(value)
+
+    return check
+
+
+def _choice(*choices: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or value.lower() not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}")
+        return value.lower()
+
+    return check
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("expected a non-empty string")
+    return value
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("expected true or false")
+    return value
+
+
+def _meter(value: Any) -> str:
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", value) if isinstance(value, str) else None
+    if match is None or not 1 <= int(match[1]) <= 32 or int(match[2]) not in (1, 2, 4, 8, 16):
+        raise ValueError('expected a time signature such as "4/4", "3/4" or "6/8"')
+    return f"{int(match[1])}/{int(match[2])}"
+
+
+def _key(value: Any) -> str:
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    match = KEY_RE.match(value.strip()) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError('expected "auto", a key such as "C major" or "F# minor", or null')
+    return f"{match[1].upper()}{match[2]} {match[3].lower()}"
+
+
+def _number_text(text: str) -> Any:
+    """Command-line text to int or float (the checker then says if the kind is wrong)."""
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            return text
+
+
+def _same(text: str) -> str:
+    return text
+
+
+def _opt(key: str, default: Any, help: str, check: Callable[[Any], Any], *,
+         nullable: bool = False, numeric: bool = False, flag_only: bool = False) -> Option:
+    return Option(key, default, help, check, _number_text if numeric else _same,
+                  nullable=nullable, flag_only=flag_only)
+
+
+OPTIONS: tuple[Option, ...] = (
+    _opt("api", "auto", "MIDI API: auto, alsa, jack, coremidi or winmm",
+         _choice("auto", "alsa", "jack", "coremidi", "winmm")),
+    _opt("in", None, "input port: exact name or case-insensitive part of it "
+         "(none: open a virtual port 'jam in')", _text, nullable=True),
+    _opt("out", None, "output port: exact name or case-insensitive part of it "
+         "(none: open a virtual port 'jam out')", _text, nullable=True),
+    _opt("channel", None, "send everything on this MIDI channel, 1-16 (none: keep channels)",
+         _number(1, 16, integer=True), nullable=True, numeric=True),
+    _opt("mode", "call", "call (call and response) or thru (forward the input)",
+         _choice("call", "thru")),
+    _opt("model", None, 'ONNX model file, or "rules" (none: the shipped default model)',
+         _text, nullable=True),
+    _opt("device", "auto", "inference device: auto, cpu or cuda", _choice("auto", "cpu", "cuda")),
+    _opt("bpm", 120.0, "tempo in beats per minute, 20-300", _number(20, 300), numeric=True),
+    _opt("tempo", "fixed", "fixed (use --bpm) or follow (follow the player)",
+         _choice("fixed", "follow")),
+    _opt("meter", "4/4", 'time signature, e.g. "4/4", "3/4", "6/8"', _meter),
+    _opt("listen_silence", 1.0, "beats of silence that end a call", _number(0, low_open=True),
+         numeric=True),
+    _opt("end_call_cc", None, "controller number (0-127) that ends a call (none: off)",
+         _number(0, 127, integer=True), nullable=True, numeric=True),
+    _opt("max_call", 4, "longest call in bars", _number(1, integer=True), numeric=True),
+    _opt("align", "beat", "start the answer on the next beat or bar", _choice("beat", "bar")),
+    _opt("answer_bars", None, "answer length in bars (none: as long as the call)",
+         _number(1, integer=True), nullable=True, numeric=True),
+    _opt("max_answer_bars", 8, "longest answer in bars", _number(1, integer=True), numeric=True),
+    _opt("temperature", 1.0, "sampling temperature, >= 0 (0: always the likeliest token)",
+         _number(0), numeric=True),
+    _opt("top_p", 0.95, "nucleus sampling mass, above 0 up to 1", _number(0, 1, low_open=True),
+         numeric=True),
+    _opt("seed", None, "random seed (none: different every run)", _number(integer=True),
+         nullable=True, numeric=True),
+    _opt("key", "auto", 'key of the answer: "auto" (estimated from the call), e.g. '
+         '"C major" or "F# minor", or none (no key mask)', _key, nullable=True),
+    _opt("low", 36, "lowest answer pitch (MIDI note number)", _number(0, 127, integer=True),
+         numeric=True),
+    _opt("high", 96, "highest answer pitch (MIDI note number)", _number(0, 127, integer=True),
+         numeric=True),
+    _opt("barge_in", "stop", "when the player starts during an answer: stop it or ignore",
+         _choice("stop", "ignore")),
+    _opt("lookahead", 1.0, "how far ahead the answer is prepared, in beats",
+         _number(0, low_open=True), numeric=True),
+    _opt("debug", False, "show tracebacks and debug logs", _bool, flag_only=True),
+)
+OPTIONS_BY_KEY: dict[str, Option] = {o.key: o for o in OPTIONS}
+
+
+@dataclass(frozen=True)
+class Config:
+    """The effective configuration (see :data:`OPTIONS` for meanings and defaults)."""
+
+    api: str
+    in_: str | None
+    out: str | None
+    channel: int | None
+    mode: str
+    model: str | None
+    device: str
+    bpm: float
+    tempo: str
+    meter: str
+    listen_silence: float
+    end_call_cc: int | None
+    max_call: int
+    align: str
+    answer_bars: int | None
+    max_answer_bars: int
+    temperature: float
+    top_p: float
+    seed: int | None
+    key: str | None
+    low: int
+    high: int
+    barge_in: str
+    lookahead: float
+    debug: bool
+    source: Path | None = None  # the config file that was read, if any
+
+    @property
+    def meter_signature(self) -> tuple[int, int]:
+        """The meter as (numerator, denominator), e.g. (6, 8)."""
+        num, den = self.meter.split("/")
+        return int(num), int(den)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Key -> value in option order, as in the YAML file."""
+        return {o.key: getattr(self, o.attr) for o in OPTIONS}
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.as_dict(), sort_keys=False, default_flow_style=False)
+
+
+def default_config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "jam" / "config.yaml"
+
+
+def _suggest(key: str) -> str:
+    close = difflib.get_close_matches(key, list(OPTIONS_BY_KEY), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(OPTIONS_BY_KEY)}"
+
+
+def check_value(key: str, value: Any, where: str) -> Any:
+    """Validate one value for ``key``; ``where`` names its origin in the error message."""
+    option = OPTIONS_BY_KEY.get(key)
+    if option is None:
+        raise JamError(f"unknown option '{key}' {where}{_suggest(key)}")
+    if value is None and option.nullable:
+        return None
+    try:
+        return option.check(value)
+    except ValueError as err:
+        shown = "null" if value is None else repr(value)
+        raise JamError(f"bad value for '{key}' {where}: {err}, got {shown}") from None
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Read and validate a YAML config file (a flat mapping of option keys)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise JamError(f"config file {path} does not exist; check the --config path") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise JamError(f"cannot read config file {path}: {err}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or "malformed YAML"
+        raise JamError(f"config file {path} is not valid YAML{at}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise JamError(f"config file {path} must be a mapping of option: value, "
+                       f"got a {type(data).__name__}")
+    where = f"in {path}"
+    return {str(k): check_value(str(k), v, where) for k, v in data.items()}
+
+
+def parse_cli_value(key: str, text: str) -> Any:
+    """Validate a command-line value for ``key`` ("none" unsets a nullable option)."""
+    option = OPTIONS_BY_KEY[key]
+    if option.nullable and text.strip().lower() in NULL_WORDS:
+        return None
+    return check_value(key, option.from_text(text), f"({option.flag})")
+
+
+def build_config(cli: Mapping[str, Any], config_path: str | Path | None = None) -> Config:
+    """Merge defaults < config file < ``cli`` (already-validated values given on the CLI).
+
+    ``config_path`` None means the default path, read only when it exists.
+    """
+    values = {o.key: o.default for o in OPTIONS}
+    if config_path is not None:
+        source: Path | None = Path(config_path).expanduser()
+    else:
+        source = default_config_path()
+        if not source.is_file():
+            source = None
+    if source is not None:
+        values.update(read_config_file(source))
+    values.update(cli)
+    low, high = values["low"], values["high"]
+    if low > high:
+        raise JamError(f"'low' ({low}) is above 'high' ({high}); swap them or widen the range")
+    if values["answer_bars"] is not None and values["answer_bars"] > values["max_answer_bars"]:
+        raise JamError(f"'answer_bars' ({values['answer_bars']}) is above 'max_answer_bars' "
+                       f"({values['max_answer_bars']}); raise max_answer_bars")
+    fields = {OPTIONS_BY_KEY[k].attr: v for k, v in values.items()}
+    return Config(**fields, source=source)
+
