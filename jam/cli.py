@@ -42,9 +42,9 @@ class Command:
 
 
 def _cmd_ports(config: Config, args: argparse.Namespace) -> int:
-    from jam.midi.ports import MidiSystem
+    from jam.midi.ports import RtMidiSystem
 
-    system = MidiSystem.open(config.api)
+    system = RtMidiSystem.connect(config.api)
     print(system.describe())
     return 0
 
@@ -57,12 +57,12 @@ def _cmd_config(config: Config, args: argparse.Namespace) -> int:
 
 
 def _cmd_panic(config: Config, args: argparse.Namespace) -> int:
-    from jam.midi.ports import MidiSystem
+    from jam.midi.ports import RtMidiSystem
     from jam.midi.tracker import reset_messages
 
     if config.out is None:
         raise JamError("jam panic needs --out PORT (list ports with 'jam ports')")
-    system = MidiSystem.open(config.api)
+    system = RtMidiSystem.connect(config.api)
     with system.open_output(config.out) as port:
         for message in reset_messages(range(16)):
             port.send(message)

@@ -1,0 +1,193 @@
+"""MIDI ports: API choice, listing, opening by name or substring, virtual ports.
+
+Built on mido with the rtmidi backend. :class:`MidiSystem` holds the public methods and
+their checks (name matching, virtual-port support, one-line :class:`JamError` messages);
+:class:`RtMidiSystem` does the I/O. The ports it returns are mido ports (``send``,
+``close``, input callbacks). :func:`choose_api` and :func:`match_port` are pure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import mido
+
+from jam.errors import JamError
+
+# our API names -> rtmidi API names (as mido spells them)
+RTMIDI_APIS = {"alsa": "LINUX_ALSA", "jack": "UNIX_JACK", "coremidi": "MACOSX_CORE",
+               "winmm": "WINDOWS_MM"}
+ALSA_SEQUENCER = Path("/dev/snd/seq")
+CLIENT_NAME = "jam"
+VIRTUAL_IN = "jam in"
+VIRTUAL_OUT = "jam out"
+
+HINTS = {
+    "alsa": "load the ALSA sequencer ('sudo modprobe snd-seq') or use --api jack",
+    "jack": "start a JACK server (e.g. 'jackd -d alsa &', 'jackd -d dummy &' or qjackctl) "
+            "or use --api alsa",
+    "coremidi": "check Audio MIDI Setup",
+    "winmm": "check that a MIDI driver is installed",
+}
+
+
+def choose_api(requested: str, platform: str = sys.platform,
+               alsa_sequencer: bool | None = None) -> str:
+    """The API to use: ``requested`` unless "auto", which picks the platform default
+    (Linux: ALSA, or JACK when there is no ALSA sequencer device)."""
+    if requested != "auto":
+        return requested
+    if platform.startswith("linux"):
+        present = ALSA_SEQUENCER.exists() if alsa_sequencer is None else alsa_sequencer
+        return "alsa" if present else "jack"
+    if platform == "darwin":
+        return "coremidi"
+    if platform.startswith(("win", "cygwin")):
+        return "winmm"
+    return "alsa"
+
+
+def match_port(query: str, names: Sequence[str], kind: str) -> str:
+    """The port in ``names`` equal to ``query``, else the only one containing it
+    (case-insensitive). ``kind`` ("input"/"output") words the error."""
+    if query in names:
+        return query
+    hits = [n for n in names if query.lower() in n.lower()]
+    if len(hits) == 1:
+        return hits[0]
+    flag = "--in" if kind == "input" else "--out"
+    if hits:
+        listed = ", ".join(repr(n) for n in hits)
+        raise JamError(f"{flag} '{query}' matches several MIDI {kind}s: {listed}; "
+                       f"give more of the name")
+    listed = ", ".join(repr(n) for n in names) if names else "none"
+    raise JamError(f"no MIDI {kind} matches {flag} '{query}'; available {kind}s: {listed}")
+
+
+class MidiSystem:
+    """One MIDI API. Public methods check and explain; subclasses implement the ``_`` I/O."""
+
+    def __init__(self, api: str) -> None:
+        self.api = api
+
+    @property
+    def supports_virtual(self) -> bool:
+        return self.api != "winmm"
+
+    def input_names(self) -> list[str]:
+        """Ports that jam can read from (keyboards, other programs' outputs)."""
+        return self._names("input")
+
+    def output_names(self) -> list[str]:
+        """Ports that jam can send to (synths, other programs' inputs)."""
+        return self._names("output")
+
+    def describe(self) -> str:
+        """The port listing printed by ``jam ports``."""
+        lines = [f"MIDI API: {self.api}"]
+        for kind, flag, names in (("inputs", "--in", self.input_names()),
+                                  ("outputs", "--out", self.output_names())):
+            lines.append(f"{kind} (use with {flag}):")
+            lines.extend(f"  {name}" for name in names) if names else lines.append("  (none)")
+        return "\n".join(lines)
+
+    def open_input(self, query: str | None,
+                   callback: Callable[[mido.Message], None] | None = None) -> mido.ports.BaseInput:
+        """Open the input matching ``query`` (see :func:`match_port`), or the virtual
+        port ``jam in`` when ``query`` is None. ``callback`` gets each message."""
+        if query is None:
+            self._need_virtual("input", "--in")
+            return self._open("input", VIRTUAL_IN, True, callback)
+        return self._open("input", match_port(query, self.input_names(), "input"), False,
+                          callback)
+
+    def open_output(self, query: str | None) -> mido.ports.BaseOutput:
+        """Open the output matching ``query``, or the virtual port ``jam out`` when None."""
+        if query is None:
+            self._need_virtual("output", "--out")
+            return self._open("output", VIRTUAL_OUT, True, None)
+        return self._open("output", match_port(query, self.output_names(), "output"), False,
+                          None)
+
+    def _need_virtual(self, kind: str, flag: str) -> None:
+        if not self.supports_virtual:
+            raise JamError(f"the {self.api} MIDI API has no virtual ports: name a MIDI "
+                           f"{kind} with {flag} (list them with 'jam ports')")
+
+    def _names(self, kind: str) -> list[str]:
+        raise NotImplementedError
+
+    def _open(self, kind: str, name: str, virtual: bool,
+              callback: Callable[[mido.Message], None] | None) -> mido.ports.BasePort:
+        raise NotImplementedError
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Discard what C libraries (libjack, ALSA) write to fd 2 meanwhile."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "wb") as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+class RtMidiSystem(MidiSystem):
+    """The MIDI system of python-rtmidi, through mido's rtmidi backend."""
+
+    def __init__(self, api: str) -> None:
+        super().__init__(api)
+        self._backend = mido.Backend(f"mido.backends.rtmidi/{RTMIDI_APIS[api]}", load=True)
+
+    @classmethod
+    def connect(cls, requested: str = "auto") -> RtMidiSystem:
+        """Pick the API (see :func:`choose_api`) and check that it works: one client is
+        created and its noise kept off the terminal. Raises JamError with a hint."""
+        import rtmidi
+
+        api = choose_api(requested)
+        compiled = {rtmidi.get_api_name(a) for a in rtmidi.get_compiled_api()}
+        rt_name = {"alsa": "alsa", "jack": "jack", "coremidi": "core", "winmm": "winmm"}[api]
+        if rt_name not in compiled:
+            raise JamError(f"this python-rtmidi build has no {api} support (it has: "
+                           f"{', '.join(sorted(compiled)) or 'none'}); choose another --api")
+        os.environ.setdefault("JACK_NO_START_SERVER", "1")  # never start a stray server
+        system = cls(api)
+        with _quiet_stderr():
+            try:
+                system._backend.get_output_names()
+                failure = None
+            except rtmidi.RtMidiError as err:
+                failure = err
+        if failure is not None:
+            detail = " ".join(str(failure).split())
+            if requested == "auto" and api == "jack":
+                raise JamError(f"no MIDI system found: no ALSA sequencer ({ALSA_SEQUENCER}) "
+                               f"and no JACK server running ({detail}); {HINTS['jack']}")
+            raise JamError(f"cannot use the {api} MIDI API ({detail}); {HINTS[api]}")
+        return system
+
+    def _names(self, kind: str) -> list[str]:
+        names = (self._backend.get_input_names() if kind == "input"
+                 else self._backend.get_output_names())
+        return list(dict.fromkeys(names))
+
+    def _open(self, kind: str, name: str, virtual: bool,
+              callback: Callable[[mido.Message], None] | None) -> mido.ports.BasePort:
+        extra = {"client_name": CLIENT_NAME} if virtual else {}
+        opener = self._backend.open_input if kind == "input" else self._backend.open_output
+        try:
+            if kind == "input":
+                return opener(name, callback=callback, **extra)
+            return opener(name, **extra)
+        except OSError as err:
+            raise JamError(f"cannot open MIDI {kind} '{name}': {err}; "
+                           f"check it with 'jam ports'") from None
