@@ -1,0 +1,240 @@
+"""The one thread that sends MIDI: absolute deadlines, note tracking, cancel and panic.
+
+Other threads hand it timed events; it owns the output port and the
+:class:`~jam.midi.tracker.NoteTracker`, so nothing else ever sends. Usage::
+
+    scheduler = Scheduler(port, on_error=fail)
+    scheduler.start()                       # thread up; scheduler.realtime says the policy
+    scheduler.send_at(time.monotonic() + 0.5, note_on, tag=answer_id)
+    scheduler.schedule([(t1, msg1), (t2, msg2)], tag=answer_id)   # one lock for many
+    scheduler.cancel(answer_id)             # barge-in: drop its pending events, end its notes
+    scheduler.panic()                       # drop everything, silence everything
+    scheduler.close()                       # panic, then stop the thread (port stays open)
+
+Deadlines are ``time.monotonic()`` seconds (or the injected ``clock``). The thread sleeps
+until ``spin`` seconds before the next deadline, then spins to it and sends. An event sent
+more than ``late_after`` seconds after its deadline counts as late (:meth:`stats`).
+Events with equal deadlines go out in the order they were given.
+
+For tests, :meth:`run_due` does one pass of the thread's work at a given time without a
+thread (with a fake clock and a dummy port that has ``send``).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import os
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable, Hashable, Iterable
+
+import mido
+
+from jam.midi.tracker import NOTES, NoteTracker, note_offs, panic_messages
+
+REALTIME_PRIORITY = 50
+
+_CANCEL = "cancel"
+_PANIC = "panic"
+
+
+@dataclass(frozen=True)
+class SchedulerStats:
+    """Counters since start: messages sent, how many late, the worst lateness (s), and the
+    recent lateness samples (s) when ``keep_lateness`` > 0."""
+
+    sent: int
+    late: int
+    max_lateness: float
+    lateness: tuple[float, ...]
+
+
+class Scheduler:
+    """Owns ``port`` (anything with ``send(message)``) and sends at absolute deadlines."""
+
+    def __init__(self, port: Any, *, clock: Callable[[], float] = time.monotonic,
+                 spin: float = 0.001, late_after: float = 0.001, keep_lateness: int = 0,
+                 realtime: bool = True,
+                 on_error: Callable[[BaseException], None] | None = None) -> None:
+        self.port = port
+        self.tracker = NoteTracker()
+        self.realtime = "not started"
+        self._clock = clock
+        self._spin = spin
+        self._late_after = late_after
+        self._want_realtime = realtime
+        self._on_error = on_error
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, mido.Message, Hashable | None]] = []
+        self._order = itertools.count()
+        self._commands: deque[tuple[str, Hashable | None]] = deque()
+        self._owner: list[Hashable | None] = [None] * (16 * NOTES)
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._sent = 0
+        self._late = 0
+        self._max_lateness = 0.0
+        self._lateness: deque[float] = deque(maxlen=keep_lateness or None)
+        self._keep_lateness = keep_lateness > 0
+
+    # --- any thread -------------------------------------------------------------------
+
+    def send_at(self, deadline: float, message: mido.Message,
+                tag: Hashable | None = None) -> None:
+        """Send ``message`` at ``deadline``; ``tag`` groups events for :meth:`cancel`."""
+        self.schedule(((deadline, message),), tag)
+
+    def send_now(self, message: mido.Message, tag: Hashable | None = None) -> None:
+        self.schedule(((self._clock(), message),), tag)
+
+    def schedule(self, events: Iterable[tuple[float, mido.Message]],
+                 tag: Hashable | None = None) -> None:
+        """Queue several (deadline, message) events under one tag."""
+        with self._cond:
+            for deadline, message in events:
+                heapq.heappush(self._heap, (deadline, next(self._order), message, tag))
+            self._cond.notify()
+
+    def cancel(self, tag: Hashable) -> None:
+        """Drop the pending events of ``tag`` now; its sounding notes get note-offs next."""
+        with self._cond:
+            kept = [event for event in self._heap if event[3] != tag]
+            if len(kept) != len(self._heap):
+                heapq.heapify(kept)
+                self._heap[:] = kept
+            self._commands.append((_CANCEL, tag))
+            self._cond.notify()
+
+    def panic(self) -> None:
+        """Drop all pending events; note-offs for all sounding notes, then CC64=0, CC123
+        and CC120 on the channels used (see :func:`jam.midi.tracker.panic_messages`)."""
+        with self._cond:
+            self._heap.clear()
+            self._commands.append((_PANIC, None))
+            self._cond.notify()
+
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._heap)
+
+    def stats(self) -> SchedulerStats:
+        with self._cond:
+            return SchedulerStats(self._sent, self._late, self._max_lateness,
+                                  tuple(self._lateness))
+
+    def start(self) -> None:
+        """Start the thread and wait until it has set its scheduling policy."""
+        started = threading.Event()
+        self._thread = threading.Thread(target=self._main, args=(started,),
+                                        name="jam-scheduler", daemon=True)
+        self._thread.start()
+        started.wait()
+
+    def close(self, panic: bool = True, timeout: float = 2.0) -> None:
+        """Drop pending events, panic (unless ``panic`` is False) and stop the thread.
+        Without a running thread the panic is sent by the caller."""
+        with self._cond:
+            self._heap.clear()
+            if panic:
+                self._commands.append((_PANIC, None))
+            self._stopping = True
+            self._cond.notify()
+        if self._thread is not None and self._thread.is_alive():
+            self._thread.join(timeout)
+        else:
+            self.run_due(self._clock())
+
+    # --- the scheduler thread -----------------------------------------------------------
+
+    def run_due(self, now: float) -> float | None:
+        """Run queued commands, send every event due at ``now``; return the next deadline
+        (None when nothing is pending)."""
+        while True:
+            with self._cond:
+                if not self._commands:
+                    break
+                command, tag = self._commands.popleft()
+            if command == _PANIC:
+                for message in panic_messages(self.tracker):
+                    self._send(message)
+                self.tracker.clear()
+                self._owner[:] = [None] * len(self._owner)
+            else:
+                self._end_notes_of(tag)
+        heap = self._heap
+        while True:
+            with self._cond:
+                if not heap or heap[0][0] > now:
+                    return heap[0][0] if heap else None
+                deadline, _, message, tag = heapq.heappop(heap)
+            self._send(message, tag, deadline)
+
+    def _end_notes_of(self, tag: Hashable | None) -> None:
+        owner = self._owner
+        ended = [divmod(i, NOTES) for i, t in enumerate(owner) if t is not None and t == tag]
+        for message in note_offs(ended):
+            self._send(message)
+
+    def _send(self, message: mido.Message, tag: Hashable | None = None,
+              deadline: float | None = None) -> None:
+        now = self._clock()
+        self.port.send(message)
+        self.tracker.update(message)
+        if message.type == "note_on" or message.type == "note_off":
+            index = message.channel * NOTES + message.note
+            sounding = message.type == "note_on" and message.velocity > 0
+            self._owner[index] = tag if sounding else None
+        self._sent += 1
+        if deadline is not None:
+            lateness = now - deadline
+            if lateness > self._late_after:
+                self._late += 1
+            if lateness > self._max_lateness:
+                self._max_lateness = lateness
+            if self._keep_lateness:
+                self._lateness.append(lateness)
+
+    def _set_realtime(self) -> str:
+        if not self._want_realtime:
+            return "normal scheduling (real-time not requested)"
+        try:
+            os.sched_setscheduler(threading.get_native_id(), os.SCHED_FIFO,
+                                  os.sched_param(REALTIME_PRIORITY))
+        except (AttributeError, OSError) as err:  # not Linux, or not permitted
+            reason = getattr(err, "strerror", None) or "not supported here"
+            return f"normal scheduling (SCHED_FIFO refused: {reason})"
+        return f"SCHED_FIFO priority {REALTIME_PRIORITY}"
+
+    def _main(self, started: threading.Event) -> None:
+        self.realtime = self._set_realtime()
+        started.set()
+        try:
+            self._loop()
+        except BaseException as err:  # noqa: BLE001 - reported to the owner, never lost
+            if self._on_error is None:
+                raise
+            self._on_error(err)
+
+    def _loop(self) -> None:
+        clock, cond, heap, spin = self._clock, self._cond, self._heap, self._spin
+        while True:
+            with cond:
+                while not self._commands and not self._stopping:
+                    if not heap:
+                        cond.wait()
+                        continue
+                    wait = heap[0][0] - clock() - spin
+                    if wait <= 0:
+                        break
+                    cond.wait(wait)
+                stopping = self._stopping
+                deadline = heap[0][0] if heap and not self._commands and not stopping else None
+            if deadline is not None:
+                while clock() < deadline:  # the last ~spin seconds: no sleep granularity
+                    pass
+            self.run_due(clock())
+            if stopping:
+                return

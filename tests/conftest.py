@@ -1,0 +1,2 @@
+"""Shared fixtures. This folder is on sys.path (pytest's rootdir conftest), so test modules
+import the helpers ``recording`` and ``jackd`` directly."""

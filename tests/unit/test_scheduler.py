@@ -1,0 +1,158 @@
+"""The scheduler's logic with a fake clock and a recording port, and its thread for real."""
+
+import threading
+import time
+
+import mido
+import pytest
+
+from jam.engine.scheduler import Scheduler
+from recording import FakeClock, RecordingOutput
+
+
+def on(note, channel=0):
+    return mido.Message("note_on", note=note, channel=channel, velocity=90)
+
+
+def off(note, channel=0):
+    return mido.Message("note_off", note=note, channel=channel)
+
+
+def summary(port):
+    return [(m.type, getattr(m, "note", None), getattr(m, "control", None)) for m in port.messages()]
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def port(clock):
+    return RecordingOutput(clock)
+
+
+def test_sends_due_events_in_deadline_order_and_returns_the_next_deadline(clock, port):
+    scheduler = Scheduler(port, clock=clock)
+    t = clock.now
+    scheduler.send_at(t + 0.3, on(64))
+    scheduler.schedule([(t + 0.1, on(60)), (t + 0.2, off(60))])
+    scheduler.send_at(t + 0.1, on(62))  # same deadline: after the earlier-given one
+    assert scheduler.run_due(t) == pytest.approx(t + 0.1)
+    assert port.sent == []
+    clock.now = t + 0.2
+    assert scheduler.run_due(clock.now) == pytest.approx(t + 0.3)
+    assert summary(port) == [("note_on", 60, None), ("note_on", 62, None), ("note_off", 60, None)]
+    assert scheduler.tracker.sounding() == [(0, 62)]
+    assert scheduler.pending() == 1
+
+
+def test_lateness_is_counted_against_the_deadline(clock, port):
+    scheduler = Scheduler(port, clock=clock, late_after=0.002, keep_lateness=10)
+    t = clock.now
+    scheduler.schedule([(t, on(60)), (t + 0.001, on(61)), (t + 0.002, on(62))])
+    clock.now = t + 0.0035
+    scheduler.run_due(clock.now)
+    stats = scheduler.stats()
+    assert stats.sent == 3
+    assert stats.late == 2  # 3.5 and 2.5 ms late; 1.5 ms is within late_after
+    assert stats.max_lateness == pytest.approx(0.0035)
+    assert stats.lateness == pytest.approx((0.0035, 0.0025, 0.0015))
+
+
+def test_cancel_drops_pending_events_of_a_tag_and_ends_its_sounding_notes(clock, port):
+    scheduler = Scheduler(port, clock=clock)
+    t = clock.now
+    scheduler.schedule([(t, on(60)), (t, on(67, channel=2)), (t + 1, off(60)), (t + 1, on(72))],
+                       tag="answer-1")
+    scheduler.send_at(t, on(48))  # the player's note, no tag
+    scheduler.send_at(t + 1, off(48))
+    scheduler.run_due(t)
+    scheduler.cancel("answer-1")
+    assert scheduler.pending() == 1  # only the player's note-off is left
+    scheduler.run_due(t + 0.5)
+    assert summary(port)[3:] == [("note_off", 60, None), ("note_off", 67, None)]
+    assert scheduler.tracker.sounding() == [(0, 48)]
+    scheduler.run_due(t + 1)
+    assert summary(port)[-1] == ("note_off", 48, None)
+    assert scheduler.tracker.sounding() == []
+
+
+def test_a_note_retaken_by_another_tag_is_not_cancelled(clock, port):
+    scheduler = Scheduler(port, clock=clock)
+    scheduler.send_at(clock.now, on(60), tag="a")
+    scheduler.send_at(clock.now, on(60))  # the player strikes the same key
+    scheduler.run_due(clock.now)
+    scheduler.cancel("a")
+    scheduler.run_due(clock.now)
+    assert [m.type for m in port.messages()] == ["note_on", "note_on"]
+
+
+def test_panic_drops_everything_and_silences_used_channels(clock, port):
+    scheduler = Scheduler(port, clock=clock)
+    t = clock.now
+    scheduler.schedule([(t, on(60)), (t, on(40, channel=9)), (t + 1, off(60))], tag=1)
+    scheduler.run_due(t)
+    scheduler.panic()
+    assert scheduler.pending() == 0
+    scheduler.run_due(t)
+    tail = [(m.type, m.channel, getattr(m, "note", getattr(m, "control", None)))
+            for m in port.messages()[2:]]
+    assert tail == [("note_off", 0, 60), ("note_off", 9, 40),
+                    ("control_change", 0, 64), ("control_change", 0, 123),
+                    ("control_change", 0, 120), ("control_change", 9, 64),
+                    ("control_change", 9, 123), ("control_change", 9, 120)]
+    assert scheduler.tracker.sounding() == [] and scheduler.tracker.used_channels() == []
+
+
+def test_close_without_a_thread_sends_the_panic(clock, port):
+    scheduler = Scheduler(port, clock=clock)
+    scheduler.send_at(clock.now, on(60))
+    scheduler.send_at(clock.now + 5, off(60))
+    scheduler.run_due(clock.now)
+    scheduler.close()
+    assert summary(port)[1:3] == [("note_off", 60, None), ("control_change", None, 64)]
+    assert scheduler.pending() == 0
+
+
+def test_thread_sends_at_deadlines_cancels_and_panics_on_close():
+    port = RecordingOutput()
+    scheduler = Scheduler(port, late_after=0.005)
+    scheduler.start()
+    try:
+        assert scheduler.realtime.startswith(("SCHED_FIFO", "normal scheduling"))
+        t0 = time.monotonic() + 0.02
+        deadlines = [t0 + i * 0.003 for i in range(20)]
+        scheduler.schedule([(d, on(40 + i)) for i, d in enumerate(deadlines)], tag="a")
+        scheduler.send_at(t0 + 10, off(40), tag="a")
+        scheduler.send_at(deadlines[-1] + 0.001, mido.Message("clock"))
+        deadline = time.monotonic() + 5
+        while len(port.sent) < 21 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        sent_times = [t for t, _ in port.sent[:20]]
+        assert all(t >= d for t, d in zip(sent_times, deadlines))  # never early
+        assert [m.note for m in port.messages()[:20]] == list(range(40, 60))
+        scheduler.cancel("a")
+        while len(port.sent) < 41 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert sorted(m.note for m in port.messages()[21:41]) == list(range(40, 60))
+        assert all(m.type == "note_off" for m in port.messages()[21:41])
+        assert scheduler.pending() == 0
+    finally:
+        scheduler.close()
+    assert [m.control for m in port.messages()[41:]] == [64, 123, 120]
+    assert scheduler.stats().sent == 44
+
+
+def test_an_error_in_the_thread_is_reported_to_the_owner():
+    class BrokenPort(RecordingOutput):
+        def _send(self, message):
+            raise OSError("port went away")
+
+    errors = []
+    reported = threading.Event()
+    scheduler = Scheduler(BrokenPort(), on_error=lambda e: (errors.append(e), reported.set()))
+    scheduler.start()
+    scheduler.send_now(on(60))
+    assert reported.wait(5)
+    assert "port went away" in str(errors[0])
