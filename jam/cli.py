@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import logging
 import sys
 import traceback
 from dataclasses import dataclass
@@ -169,6 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         config = build_config(_cli_values(args), getattr(args, "config", None))
         debug = config.debug
+        logging.basicConfig(level=logging.DEBUG if debug else logging.INFO,
+                            format="jam: %(message)s", stream=sys.stderr)
         by_name = {c.name: c for c in COMMANDS}
         handler = by_name[args.command].run if args.command else _run_main
         return handler(config, args)

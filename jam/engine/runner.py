@@ -1,0 +1,140 @@
+"""The run loop: open ports, start the scheduler, drive a mode, stop cleanly.
+
+A *mode* (thru forwarding, call and response) is a :class:`Mode`. The loop calls
+
+- ``start(scheduler)`` once, before the input port opens (send only through the scheduler);
+- ``on_message(message, when)`` on the MIDI input thread for each incoming message, with
+  ``when`` = ``time.monotonic()`` at arrival (keep it short: the next message waits);
+- ``poll(now)`` on the main thread after each input message and whenever the delay it
+  last returned has passed (None: only after input), at least every :data:`MAX_WAIT` s;
+- ``stop()`` once at shutdown, after the input port closed and before the final panic.
+
+Shutdown (SIGINT, SIGTERM, SIGHUP, or an exception in any thread or in the mode): the input
+closes, the mode stops, the scheduler sends note-offs for every sounding note and CC64=0,
+CC123, CC120 on the channels used, the output closes. Signals return 0; an error is raised
+again after the cleanup (the CLI prints it on one line).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from contextlib import ExitStack
+
+import mido
+
+from jam.config import Config
+from jam.engine.scheduler import Scheduler
+from jam.midi.ports import VIRTUAL_IN, VIRTUAL_OUT, RtMidiSystem
+from jam.service.signals import stop_on_signals, thread_errors_to
+
+log = logging.getLogger(__name__)
+
+MAX_WAIT = 0.05  # s: how long a stop request can go unnoticed by the main loop
+SWITCH_INTERVAL = 0.0005  # s: GIL switch interval, so busy Python code delays sends less
+
+
+class Mode:
+    """Base class of what the run loop drives; override what you need."""
+
+    name = "mode"
+
+    def start(self, scheduler: Scheduler) -> None:
+        self.scheduler = scheduler
+
+    def on_message(self, message: mido.Message, when: float) -> None:
+        """An input message (MIDI input thread)."""
+
+    def poll(self, now: float) -> float | None:
+        """Periodic work (main thread); return seconds until the next call, or None."""
+        return None
+
+    def stop(self) -> None:
+        """Shutdown: stop producing events (the scheduler panics afterwards)."""
+
+
+class RunControl:
+    """Stop flag, first error and wake-up for the main loop (safe from signal handlers:
+    :meth:`stop` only sets attributes)."""
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self.error: BaseException | None = None
+        self._wake = threading.Event()
+
+    def stop(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+
+    def fail(self, error: BaseException) -> None:
+        if self.error is None:
+            self.error = error
+        self.stop(f"error: {error}")
+        self._wake.set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def wait(self, timeout: float) -> None:
+        self._wake.wait(timeout)
+        self._wake.clear()
+
+
+def _describe(port: mido.ports.BasePort, virtual_name: str, device: str) -> str:
+    if port.name == virtual_name:
+        return f"virtual port '{virtual_name}' (connect your {device} to it)"
+    return f"'{port.name}'"
+
+
+def run(config: Config, mode: Mode) -> int:
+    """Run ``mode`` until a stop signal (returns 0) or an error (raised after cleanup)."""
+    control = RunControl()
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    with stop_on_signals(control.stop), thread_errors_to(control.fail):
+        system = RtMidiSystem.connect(config.api)
+        with ExitStack() as cleanup:
+            output = system.open_output(config.out)
+            cleanup.callback(output.close)
+            scheduler = Scheduler(output, on_error=control.fail)
+            scheduler.start()
+            cleanup.callback(_quietly, scheduler.close)
+            mode.start(scheduler)
+            cleanup.callback(_quietly, mode.stop)
+
+            def on_input(message: mido.Message) -> None:
+                try:
+                    mode.on_message(message, time.monotonic())
+                except BaseException as err:  # noqa: BLE001 - stops the run, never lost
+                    control.fail(err)
+                control.wake()
+
+            input_port = system.open_input(config.in_, callback=on_input)
+            cleanup.callback(input_port.close)
+            log.info("%s mode (%s API): input %s, output %s; scheduler: %s; Ctrl-C stops",
+                     mode.name, system.api, _describe(input_port, VIRTUAL_IN, "keyboard"),
+                     _describe(output, VIRTUAL_OUT, "synth"), scheduler.realtime)
+            delay: float | None = None
+            while control.reason is None:
+                control.wait(MAX_WAIT if delay is None else min(max(delay, 0.0), MAX_WAIT))
+                if control.reason is None:
+                    try:
+                        delay = mode.poll(time.monotonic())
+                    except Exception as err:  # noqa: BLE001
+                        control.fail(err)
+            stats = scheduler.stats()
+            log.info("stopping (%s): all notes off; sent %d messages, %d late by > 1 ms, "
+                     "worst %.2f ms", control.reason, stats.sent, stats.late,
+                     stats.max_lateness * 1e3)
+    if control.error is not None:
+        raise control.error
+    return 0
+
+
+def _quietly(step) -> None:  # type: ignore[no-untyped-def]
+    """Run a cleanup step; log its failure instead of hiding the error that stopped us."""
+    try:
+        step()
+    except Exception as err:  # noqa: BLE001
+        log.debug("cleanup step %s failed: %s", getattr(step, "__qualname__", step), err)

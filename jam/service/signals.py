@@ -1,0 +1,46 @@
+"""Turning SIGINT/SIGTERM/SIGHUP and errors in other threads into a clean stop.
+
+The handlers only call the given function (which must set a flag, take no locks and
+return at once): the run loop notices the flag and does the cleanup on the main thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from typing import Callable, Iterator
+
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+                     if hasattr(signal, name))
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: Callable[[str], None]) -> Iterator[None]:
+    """While inside, a stop signal calls ``stop(signal name)`` instead of killing us."""
+
+    def handler(signum: int, frame: object) -> None:
+        stop(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@contextlib.contextmanager
+def thread_errors_to(fail: Callable[[BaseException], None]) -> Iterator[None]:
+    """While inside, an uncaught exception in any thread calls ``fail(exception)``."""
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_value is not None:
+            fail(args.exc_value)
+
+    previous = threading.excepthook
+    threading.excepthook = hook
+    try:
+        yield
+    finally:
+        threading.excepthook = previous
