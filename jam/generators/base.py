@@ -16,16 +16,20 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from jam.music.sampling import SamplerSettings
+from jam.music import tokens as tk
+from jam.music.sampling import SamplerSettings, sample
 
 
 @dataclass(frozen=True)
 class AnswerSpec:
-    """What the engine asks for: sampling settings and a constraint mask over the vocabulary
-    (see :func:`jam.music.sampling.pitch_mask`; None = no constraint)."""
+    """What the engine asks for: sampling settings, a constraint mask over the vocabulary
+    (see :func:`jam.music.sampling.pitch_mask`; None = no constraint) and, when the engine
+    knows it, how many ticks of answer it will take (a generator may plan a cadence; it
+    must still yield without end)."""
 
     sampler: SamplerSettings = SamplerSettings()
     mask: np.ndarray | None = None
+    ticks: int | None = None
 
 
 class Generator(ABC):
@@ -47,6 +51,18 @@ class Generator(ABC):
 class ProbabilisticGenerator(Generator):
     """A generator that gives a next-token distribution (used for likelihood evaluation)."""
 
+    last_token: int | None = None  # the last token fed (None after reset); kept by subclasses
+
     @abstractmethod
     def next_logits(self) -> np.ndarray:
         """Log-probabilities (or logits) over the vocabulary for the next token."""
+
+    def continuation(self, spec: AnswerSpec, rng: np.random.Generator) -> Iterator[int]:
+        """Sample each token from :meth:`next_logits` under the grammar and ``spec.mask``."""
+        while True:
+            mask = tk.grammar_mask(self.last_token)
+            if spec.mask is not None:
+                mask = mask & spec.mask
+            token = sample(self.next_logits(), rng, spec.sampler, mask)
+            self.feed([token])
+            yield token

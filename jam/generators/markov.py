@@ -1,0 +1,241 @@
+"""Variable-order Markov model over the token stream (the IDyOM / PPM family), numpy only.
+
+The long-term model (LTM) counts every context of 0..``order`` tokens in the training tunes
+(each tune starts with BOS; contexts never cross tunes). A prediction blends all orders
+from 0 up to the longest context seen, interpolating each order with the one below it
+(interpolated modified Kneser-Ney, Chen & Goodman 1998):
+
+    P_k(x | c) = (n(c, x) - D(n(c, x)) + sum_y D(n(c, y)) * P_{k-1}(x)) / N(c)
+
+with n the raw counts at the highest order and continuation counts (distinct older tokens)
+below it, N(c) their sum over x, and D the order's discounts for counts 1, 2 and 3+ from
+its counts of counts; order -1 is uniform over the vocabulary.
+
+The optional short-term model (STM) counts the tokens fed since the last
+:meth:`MarkovGenerator.reset` (the tune or session so far), blends its orders with PPM's
+escape method C, and is combined with the LTM by an entropy-weighted geometric mean
+(weights ``H(p) ** -bias``, as in IDyOM): tunes repeat themselves. An ``order=0`` model
+without STM is the unigram baseline.
+
+Contexts are stored as 64-bit hashes of their tokens (collisions are astronomically rare at
+these sizes) in sorted numpy arrays, so fitting a million tokens takes seconds.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from jam.generators.base import ProbabilisticGenerator
+from jam.music import tokens as tk
+
+_SEED = 0x9E3779B97F4A7C15
+_MULT = 0x100000001B3  # odd 64-bit multiplier
+_MASK = (1 << 64) - 1
+
+
+def _extend(h: int, token: int) -> int:
+    """Hash of a context grown by one older token (scalar twin of the vectorized fit)."""
+    return (h * _MULT + token + 1) & _MASK
+
+
+def _blend(
+    lower: np.ndarray, nexts: np.ndarray, counts: np.ndarray, discounts: np.ndarray | None
+) -> np.ndarray:
+    """One interpolation step: distribution of a context from its counts and the lower order
+    (absolute discounting with ``discounts`` for counts 1, 2, 3+; None: PPM escape C)."""
+    total = float(counts.sum())
+    if discounts is None:
+        types = float(counts.size)
+        out = lower * (types / (total + types))
+        out[nexts] += counts / (total + types)
+        return out
+    d = discounts[np.minimum(counts, 3).astype(np.int64) - 1]
+    out = lower * (float(d.sum()) / total)
+    out[nexts] += (counts - d) / total
+    return out
+
+
+def _modified_discounts(counts: np.ndarray) -> np.ndarray:
+    """Chen & Goodman's discounts for counts 1, 2 and 3+ from the counts of counts."""
+    n = [float(np.sum(counts == i)) for i in range(1, 5)]
+    if min(n) == 0:
+        return np.full(3, 0.5)
+    y = n[0] / (n[0] + 2 * n[1])
+    d = np.array([1 - 2 * y * n[1] / n[0], 2 - 3 * y * n[2] / n[1], 3 - 4 * y * n[3] / n[2]])
+    return np.clip(d, 0.05, np.array([0.95, 1.95, 2.95]))
+
+
+class _StaticCounts:
+    """Counts of (context, next token) for each order, in sorted arrays (the LTM).
+
+    The highest order keeps raw counts; lower orders keep Kneser-Ney continuation counts
+    (how many distinct older tokens precede the context and next token)."""
+
+    def __init__(self, tunes: Iterable[Sequence[int]], order: int) -> None:
+        seqs = [np.asarray([tk.BOS, *tune], dtype=np.int64) for tune in tunes]
+        seqs = [s for s in seqs if s.size > 1]
+        if not seqs:
+            raise ValueError("no training tokens")
+        tokens = np.concatenate(seqs)
+        pos = np.concatenate([np.arange(s.size) for s in seqs])
+        h = np.full(tokens.size, _SEED, dtype=np.uint64)
+        self.keys: list[np.ndarray] = []
+        self.starts: list[np.ndarray] = []
+        self.nexts: list[np.ndarray] = []
+        self.counts: list[np.ndarray] = []
+        self.discounts: list[np.ndarray] = []
+        for k in range(order + 1):
+            if k > 0:
+                h = h * np.uint64(_MULT) + self._older(tokens, k).astype(np.uint64) + np.uint64(1)
+            use = pos >= max(k, 1)
+            if not use.any():
+                break
+            older = None
+            if k < order:  # the token before the context; VOCAB_SIZE where the tune starts
+                older = np.where(pos > k, self._older(tokens, k + 1), tk.VOCAB_SIZE)[use]
+            self._add_order(h[use], tokens[use], older)
+
+    @staticmethod
+    def _older(tokens: np.ndarray, k: int) -> np.ndarray:
+        """tokens[i - k] at each i (0 where i < k: those positions are not used)."""
+        older = np.zeros(tokens.size, dtype=np.int64)
+        older[k:] = tokens[:-k]
+        return older
+
+    def _add_order(self, keys: np.ndarray, nexts: np.ndarray, older: np.ndarray | None) -> None:
+        if older is not None:  # keep one row per distinct (context, next, older token)
+            order = np.lexsort((older, nexts, keys))
+            keys, nexts, older = keys[order], nexts[order], older[order]
+            new = np.ones(keys.size, dtype=bool)
+            new[1:] = (keys[1:] != keys[:-1]) | (nexts[1:] != nexts[:-1]) | (older[1:] != older[:-1])
+            keys, nexts = keys[new], nexts[new]
+        else:
+            order = np.lexsort((nexts, keys))
+            keys, nexts = keys[order], nexts[order]
+        new_pair = np.ones(keys.size, dtype=bool)
+        new_pair[1:] = (keys[1:] != keys[:-1]) | (nexts[1:] != nexts[:-1])
+        first = np.flatnonzero(new_pair)
+        counts = np.diff(np.append(first, keys.size)).astype(np.float64)
+        pair_keys = keys[first]
+        new_ctx = np.ones(first.size, dtype=bool)
+        new_ctx[1:] = pair_keys[1:] != pair_keys[:-1]
+        ctx_first = np.flatnonzero(new_ctx)
+        self.keys.append(pair_keys[ctx_first])
+        self.starts.append(np.append(ctx_first, first.size))
+        self.nexts.append(nexts[first])
+        self.counts.append(counts)
+        self.discounts.append(_modified_discounts(counts))
+
+    @property
+    def order(self) -> int:
+        return len(self.keys) - 1
+
+    def lookup(self, k: int, h: int) -> tuple[np.ndarray, np.ndarray] | None:
+        keys = self.keys[k]
+        i = int(np.searchsorted(keys, np.uint64(h)))
+        if i == keys.size or int(keys[i]) != h:
+            return None
+        a, b = self.starts[k][i], self.starts[k][i + 1]
+        return self.nexts[k][a:b], self.counts[k][a:b]
+
+
+class _SessionCounts:
+    """The same counts, learned incrementally from the tokens of the current tune (the STM)."""
+
+    def __init__(self) -> None:
+        self.table: dict[tuple[int, int], dict[int, int]] = {}
+
+    def add(self, k: int, h: int, token: int) -> None:
+        row = self.table.setdefault((k, h), {})
+        row[token] = row.get(token, 0) + 1
+
+    def lookup(self, k: int, h: int) -> tuple[np.ndarray, np.ndarray] | None:
+        row = self.table.get((k, h))
+        if not row:
+            return None
+        return np.fromiter(row.keys(), dtype=np.int64), np.fromiter(row.values(), dtype=np.float64)
+
+
+def _entropy_weight(p: np.ndarray, bias: float) -> float:
+    nz = p[p > 0]
+    relative = float(-(nz * np.log2(nz)).sum()) / np.log2(p.size)
+    return max(relative, 1e-6) ** -bias
+
+
+class MarkovGenerator(ProbabilisticGenerator):
+    """Variable-order interpolated Markov model; call :meth:`fit` before use."""
+
+    name = "markov"
+
+    def __init__(
+        self,
+        order: int = 8,
+        short_term: bool = False,
+        stm_order: int | None = None,
+        bias: float = 1.0,
+    ) -> None:
+        if order < 0:
+            raise ValueError("order must be >= 0")
+        self.order = order
+        self.short_term = short_term
+        self.stm_order = order if stm_order is None else stm_order
+        self.bias = bias
+        self._ltm: _StaticCounts | None = None
+        self._stm = _SessionCounts()
+        self._history: list[int] = [tk.BOS]
+
+    def fit(self, tunes: Iterable[Sequence[int]]) -> "MarkovGenerator":
+        """Count all contexts in ``tunes`` (token lists without BOS)."""
+        self._ltm = _StaticCounts(tunes, self.order)
+        self.reset()
+        return self
+
+    def reset(self) -> None:
+        self._stm = _SessionCounts()
+        self._history = [tk.BOS]
+        self.last_token = None
+
+    def feed(self, tokens: Iterable[int]) -> None:
+        for token in tokens:
+            token = int(token)
+            if self.short_term:
+                for k, h in self._context_hashes(self.stm_order):
+                    self._stm.add(k, h, token)
+            self._history.append(token)
+            self.last_token = token
+
+    def _context_hashes(self, order: int) -> Iterator[tuple[int, int]]:
+        """(k, hash of the last k tokens) for k = 0..min(order, len(history))."""
+        h = _SEED
+        yield 0, h
+        for k in range(1, min(order, len(self._history)) + 1):
+            h = _extend(h, self._history[-k])
+            yield k, h
+
+    def _distribution(self, counts: _StaticCounts | _SessionCounts, order: int) -> np.ndarray:
+        p = np.full(tk.VOCAB_SIZE, 1.0 / tk.VOCAB_SIZE)
+        for k, h in self._context_hashes(order):
+            found = counts.lookup(k, h)
+            if found is None:
+                break  # no longer context can have been seen either
+            discounts = counts.discounts[k] if isinstance(counts, _StaticCounts) else None
+            p = _blend(p, found[0], found[1], discounts)
+        return p
+
+    def probabilities(self) -> np.ndarray:
+        """The model's next-token distribution (float64, sums to 1)."""
+        if self._ltm is None:
+            raise RuntimeError("MarkovGenerator.fit must be called first")
+        p = self._distribution(self._ltm, self._ltm.order)
+        if not self.short_term or len(self._history) < 2:
+            return p
+        q = self._distribution(self._stm, self.stm_order)
+        wp, wq = _entropy_weight(p, self.bias), _entropy_weight(q, self.bias)
+        log_mix = (wp * np.log(p) + wq * np.log(q)) / (wp + wq)
+        mix = np.exp(log_mix - log_mix.max())
+        return mix / mix.sum()
+
+    def next_logits(self) -> np.ndarray:
+        return np.log(self.probabilities())
