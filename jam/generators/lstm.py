@@ -1,0 +1,69 @@
+"""The LSTM answer generator: an exported jam model (:mod:`jam.model.runtime`) behind the
+:class:`~jam.generators.base.Generator` interface.
+
+Every token fed steps the model once (the state follows the call as it is played). The last
+``window`` tokens are also kept, so :meth:`LstmGenerator.reprime` can rebuild a fresh state
+from ``BOS + window`` in one run (new phrase, tempo change, model swap); the model was
+trained on windows that start that way.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from jam.generators.base import AnswerSpec, ProbabilisticGenerator
+from jam.model.runtime import Model
+from jam.music import tokens as tk
+from jam.music.sampling import sample
+
+
+class LstmGenerator(ProbabilisticGenerator):
+    name = "lstm"
+
+    def __init__(self, model: Model, window: int | None = None) -> None:
+        self.model = model
+        self._window: deque[int] = deque(maxlen=window or model.window)
+        self._previous: int | None = None
+        self._logits = np.zeros(tk.VOCAB_SIZE, dtype=np.float32)
+        self.reset()
+
+    def reset(self) -> None:
+        self.model.reset()
+        self._window.clear()
+        self._previous = None
+        self._logits = self.model.step(tk.BOS)
+
+    def swap_model(self, model: Model) -> None:
+        """Use another model, continuing from the same recent tokens."""
+        self.model = model
+        self.reprime()
+
+    def feed(self, tokens: Iterable[int]) -> None:
+        for token in tokens:
+            token = int(token)
+            self._logits = self.model.step(token)
+            self._window.append(token)
+            self._previous = token
+
+    def reprime(self) -> None:
+        """A fresh state from BOS and the recent tokens (starting at a note or rest)."""
+        recent = list(self._window)
+        while recent and not (tk.is_pitch(recent[0]) or recent[0] == tk.REST):
+            recent.pop(0)  # a window must start at an onset, as in training
+        self.model.reset()
+        self._logits = self.model.prime([tk.BOS, *recent])
+
+    def next_logits(self) -> np.ndarray:
+        return self._logits.copy()
+
+    def continuation(self, spec: AnswerSpec, rng: np.random.Generator) -> Iterator[int]:
+        while True:
+            mask = tk.grammar_mask(self._previous)
+            if spec.mask is not None:
+                mask = mask & spec.mask
+            token = sample(self._logits, rng, spec.sampler, mask)
+            self.feed([token])
+            yield token
