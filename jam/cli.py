@@ -71,16 +71,40 @@ def _cmd_panic(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def _respond_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("call", metavar="CALL.mid", help="the call: a MIDI file")
+    parser.add_argument("-o", "--output", metavar="OUT.mid", required=True,
+                        help="where to write the call and the answer (two tracks)")
+    parser.add_argument("--answer-only", action="store_true",
+                        help="write only the answer (at its place after the call)")
+    parser.add_argument("--force", action="store_true", help="replace OUT.mid if it exists")
+
+
+def _cmd_respond(config: Config, args: argparse.Namespace) -> int:
+    from jam.engine.offline import respond_file
+
+    # the file's own tempo unless --bpm is on the command line
+    bpm = config.bpm if hasattr(args, "bpm") else None
+    summary = respond_file(config, args.call, args.output, bpm=bpm,
+                           answer_only=args.answer_only, overwrite=args.force)
+    print(summary)
+    return 0
+
+
 COMMANDS: tuple[Command, ...] = (
     Command("ports", "list the MIDI input and output ports", _cmd_ports),
     Command("config", "print the effective configuration as YAML", _cmd_config),
     Command("panic", "send all-notes-off (CC64=0, CC123, CC120) on all 16 channels to --out",
             _cmd_panic),
+    Command("respond", "answer a call from a MIDI file offline (deterministic with --seed)",
+            _cmd_respond, _respond_arguments),
 )
 
 
 def _call_mode(config: Config) -> Any:
-    raise JamError("call mode is not available in this build yet; use --mode thru")
+    from jam.engine.session import CallMode
+
+    return CallMode.from_config(config)
 
 
 def _thru_mode(config: Config) -> Any:
