@@ -15,7 +15,7 @@ true token is fed before the next prediction.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -61,15 +61,22 @@ class Likelihood:
         }
 
 
-def tune_likelihood(generator: ProbabilisticGenerator, tokens: Sequence[int]) -> Likelihood:
-    """Information content of one tune (tokens without BOS) under ``generator``."""
+_ANY = np.ones(tk.VOCAB_SIZE, dtype=bool)
+
+
+def tune_likelihood(
+    generator: ProbabilisticGenerator, tokens: Sequence[int], grammar: bool = True
+) -> Likelihood:
+    """Information content of one tune (tokens without BOS) under ``generator``; with
+    ``grammar=False`` nothing is renormalized over the grammar (for sequences that do not
+    follow it, e.g. pitch tokens alone)."""
     generator.reset()
     result = Likelihood(tunes=1)
     previous: int | None = None
     for token in tokens:
         token = int(token)
         logits = generator.next_logits()
-        result.bits += information(logits, tk.grammar_mask(previous), token)
+        result.bits += information(logits, tk.grammar_mask(previous) if grammar else _ANY, token)
         if tk.is_pitch(token):
             result.pitch_bits += information(logits, tk.PITCH_MASK, token)
             result.notes += 1
@@ -82,10 +89,10 @@ def tune_likelihood(generator: ProbabilisticGenerator, tokens: Sequence[int]) ->
 def corpus_likelihood(
     generator: ProbabilisticGenerator,
     tunes: Iterable[Sequence[int]],
-    progress: Callable[[Iterable], Iterable] = iter,
+    grammar: bool = True,
 ) -> Likelihood:
     """Pooled likelihood of many tunes (bits summed over tunes, divided by all their notes)."""
     total = Likelihood()
-    for tokens in progress(tunes):
-        total += tune_likelihood(generator, tokens)
+    for tokens in tunes:
+        total += tune_likelihood(generator, tokens, grammar)
     return total

@@ -171,10 +171,10 @@ class MarkovGenerator(ProbabilisticGenerator):
 
     def __init__(
         self,
-        order: int = 8,
+        order: int = 12,
         short_term: bool = False,
         stm_order: int | None = None,
-        bias: float = 1.0,
+        bias: float = 0.0,
     ) -> None:
         if order < 0:
             raise ValueError("order must be >= 0")

@@ -1,0 +1,418 @@
+"""Evaluate answer generators on the held-out test split of a prepared dataset.
+
+    python tools/evaluate.py --data data/pd --out out/evaluation            # full run
+    python tools/evaluate.py --quick --out out/evaluation-quick             # CI: tiny data
+
+1. Likelihood (bits per note, all tokens; pitch-only bits per note) of every probabilistic
+   generator on the test tunes, on the Bach chorale test tunes, and a 10-fold
+   cross-validation on the chorales alone for the Markov models (IDyOM's protocol).
+2. Continuations: the first ``--call-bars`` bars of each test tune are the call; each
+   generator answers for ``--answer-bars`` bars (``--seeds`` seeds, the engine's default
+   sampling, key and range mask); every metric of :mod:`jam.evaluation.continuation` is
+   compared with the true continuations and with training continuations (MGEval-style).
+
+Writes ``evaluation.json`` (every figure), ``evaluation.md`` (tables, generators as rows) and
+PNG plots into ``--out``. ``--quick`` builds a small synthetic dataset itself (in
+``OUT/quick-data``) and runs everything on it with small settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from jam.dataset import Tune, read_split, write_split
+from jam.engine.session import EngineSettings
+from jam.errors import JamError
+from jam.evaluation import continuation as cont
+from jam.evaluation import mgeval
+from jam.evaluation.likelihood import Likelihood, corpus_likelihood
+from jam.fileio import atomic_write_bytes
+from jam.generators.base import AnswerSpec, Generator, ProbabilisticGenerator
+from jam.generators.baselines import RandomInKeyGenerator, RepeatCallGenerator
+from jam.generators.lstm import LstmGenerator
+from jam.generators.markov import MarkovGenerator
+from jam.generators.rules import RulesGenerator
+from jam.model.runtime import load_model
+from jam.music import tokens as tk
+from jam.music.sampling import pitch_mask
+from jam.music.theory import Key, estimate_key
+
+CHORALES = "bach"  # the source name of the Bach chorale soprano lines in prepared data
+SCALES = tuple(frozenset(Key(t, mode).scale) for mode in ("major", "minor") for t in range(12))
+PLOTTED = ("pitch_class_histogram", "interval_histogram", "note_length_histogram")
+OVERLAP_PLOTTED = ("pitch_class_histogram", "interval_histogram", "note_length_histogram", "pitch_range")
+TABLE_FEATURES = ("key_consistency", "scale_consistency", "groove_consistency", "on_grid_rate",
+                  "call_repetition", "distinct_pitches", "pitch_range", "pitch_class_entropy",
+                  "note_count")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", default="data/pd", help="prepared dataset folder (tools/prepare_data.py)")
+    p.add_argument("--out", required=True, help="output folder for JSON, Markdown and PNG files")
+    p.add_argument("--model", default=None, help="ONNX model for the LSTM (default: the shipped model)")
+    p.add_argument("--quick", action="store_true", help="tiny synthetic data and small settings (CI)")
+    p.add_argument("--seeds", type=int, default=3, help="answers per call and generator")
+    p.add_argument("--call-bars", type=int, default=2)
+    p.add_argument("--answer-bars", type=int, default=2)
+    p.add_argument("--markov-order", type=int, default=12, help="longest Markov context, tokens")
+    p.add_argument("--max-set", type=int, default=300, help="melodies per set in the set comparison")
+    p.add_argument("--max-tunes", type=int, default=None, help="use only the first N test tunes")
+    p.add_argument("--folds", type=int, default=10, help="cross-validation folds on the chorales")
+    p.add_argument("--overwrite", action="store_true", help="replace results already in --out")
+    return p.parse_args(argv)
+
+
+# ---------------------------------------------------------------- data
+
+def synthetic_tunes(count: int, rng: np.random.Generator, source: str, prefix: str) -> list[Tune]:
+    """Small diatonic tunes: a one-bar motif moved along the scale in an AABA form (4/4)."""
+    rhythms = ([12, 12, 12, 12], [6, 6, 12, 12, 12], [18, 6, 12, 12], [24, 12, 12], [6, 6, 6, 6, 24])
+    tunes = []
+    for i in range(count):
+        key = Key(int(rng.integers(12)), "major" if rng.random() < 0.7 else "minor")
+        scale = key.scale
+        bars = []
+        for _ in range(2):
+            rhythm = rhythms[int(rng.integers(len(rhythms)))]
+            steps = np.cumsum(rng.integers(-2, 3, len(rhythm)))
+            bars.append((rhythm, steps))
+        form = [0, 0, 1, 0, 0, 1, 1, 0]
+        notes, tick = [], 0
+        for bar_no, which in enumerate(form):
+            rhythm, steps = bars[which]
+            lift = (bar_no % 4 == 2) * 2
+            for length, step in zip(rhythm, steps):
+                degree = 7 * 5 + int(step) + lift
+                pitch = 12 * (degree // 7) + scale[degree % 7]
+                notes.append(tk.Note(pitch, tick, length))
+                tick += length
+        tunes.append(Tune(f"{prefix}{i}", source, 4, tk.encode(notes)))
+    return tunes
+
+
+def quick_dataset(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    splits = {"train": (40, 12), "valid": (4, 2), "test": (10, 6)}
+    for name, (folk, chorales) in splits.items():
+        tunes = synthetic_tunes(folk, rng, "synthetic", f"{name}-folk-")
+        tunes += synthetic_tunes(chorales, rng, CHORALES, f"{name}-chorale-")
+        write_split(folder, name, tunes)
+    return folder
+
+
+# ---------------------------------------------------------------- likelihood
+
+def markov(order: int, short_term: bool) -> MarkovGenerator:
+    return MarkovGenerator(order=order, short_term=short_term, bias=0.0)
+
+
+def pitch_sequences(tunes: list[Tune]) -> list[list[int]]:
+    return [[t for t in tune.tokens if tk.is_pitch(t)] for tune in tunes]
+
+
+def chorale_cross_validation(chorales: list[Tune], folds: int, order: int) -> dict:
+    """IDyOM's protocol for our Markov models: k-fold CV on the chorales alone, pitch-only
+    bits per note; with our pitch+rhythm tokens, and with pitch-only input sequences."""
+    rng = np.random.default_rng(0)
+    fold_of = rng.permutation(len(chorales)) % folds
+    results = {}
+    variants = {
+        "markov-ltm": (False, False), "markov": (True, False),
+        "markov-ltm, pitch-only input": (False, True), "markov, pitch-only input": (True, True),
+    }
+    for name, (stm, pitch_only) in variants.items():
+        total = Likelihood()
+        for k in range(folds):
+            train = [c for c, f in zip(chorales, fold_of) if f != k]
+            test = [c for c, f in zip(chorales, fold_of) if f == k]
+            seq = pitch_sequences if pitch_only else (lambda ts: [t.tokens for t in ts])
+            model = markov(order, stm).fit(seq(train))
+            total += corpus_likelihood(model, seq(test), grammar=not pitch_only)
+        summary = total.summary()
+        results[name] = {"pitch_bits_per_note": summary["pitch_bits_per_note"],
+                         "notes": summary["notes"], "tunes": summary["tunes"]}
+        if not pitch_only:
+            results[name]["bits_per_note"] = summary["bits_per_note"]
+    return {"folds": folds, "order": order, "models": results}
+
+
+def likelihoods(models: dict[str, ProbabilisticGenerator], test: list[Tune]) -> dict:
+    chorales = [t for t in test if t.source == CHORALES]
+    out = {}
+    for name, model in models.items():
+        pooled = corpus_likelihood(model, tqdm([t.tokens for t in test], desc=f"likelihood {name}",
+                                               leave=False)).summary()
+        entry = {"test": pooled}
+        if chorales:
+            entry["chorale_test"] = corpus_likelihood(model, [t.tokens for t in chorales]).summary()
+        out[name] = entry
+    return out
+
+
+# ---------------------------------------------------------------- continuations
+
+def examples_of(tunes: list[Tune], args: argparse.Namespace) -> list[cont.Example]:
+    made = (cont.make_example(t.id, t.source, t.tokens, t.beats_per_bar, args.call_bars, args.answer_bars)
+            for t in tunes)
+    return [e for e in made if e is not None]
+
+
+def context_of(example: cont.Example) -> cont.Context:
+    key = estimate_key(example.call)
+    return cont.Context(example.call, frozenset(key.scale), SCALES,
+                        tk.bars_to_ticks(1, example.beats_per_bar))
+
+
+def feature_table(melodies: list[list[tk.Note]], contexts: list[cont.Context]) -> dict[str, np.ndarray]:
+    rows = [cont.features(m, c) for m, c in zip(melodies, contexts)]
+    return {name: np.array([np.atleast_1d(r[name]) for r in rows], dtype=np.float64) for name in rows[0]}
+
+
+def engine_spec(example: cont.Example, key_mask: bool) -> AnswerSpec:
+    """The spec the live engine would give (its default sampling, key and range mask)."""
+    s = EngineSettings()
+    classes = estimate_key(example.call).scale if key_mask else None
+    return AnswerSpec(s.sampler, pitch_mask(classes, s.low, s.high), ticks=example.answer_ticks)
+
+
+def answers_of(generator: Generator, examples: list[cont.Example], seeds: int, key_mask: bool,
+               name: str) -> list[list[tk.Note]]:
+    out = []
+    for seed in range(seeds):
+        for i, example in enumerate(tqdm(examples, desc=f"answers {name} seed {seed}", leave=False)):
+            rng = np.random.default_rng([seed, i])
+            out.append(cont.answer(generator, example, engine_spec(example, key_mask), rng))
+    return out
+
+
+def subsample(table: dict[str, np.ndarray], limit: int, seed: int = 0) -> dict[str, np.ndarray]:
+    n = len(next(iter(table.values())))
+    if n <= limit:
+        return table
+    keep = np.sort(np.random.default_rng(seed).choice(n, limit, replace=False))
+    return {k: v[keep] for k, v in table.items()}
+
+
+def compare(generated: dict[str, np.ndarray], reference: dict[str, np.ndarray], limit: int) -> dict:
+    g, r = subsample(generated, limit, 1), subsample(reference, limit, 2)
+    out = {}
+    for name in g:
+        try:
+            out[name] = mgeval.compare_sets(g[name], r[name])
+        except ValueError:  # undefined for (almost) every melody of a set, e.g. one-bar answers
+            out[name] = None
+    return out
+
+
+def feature_means(table: dict[str, np.ndarray]) -> dict:
+    return {name: (float(np.nanmean(v)) if v.shape[1] == 1 and not np.isnan(v).all() else
+                   np.nanmean(v, axis=0).tolist() if v.shape[1] > 1 else None)
+            for name, v in table.items()}
+
+
+def summarize(comparisons: dict) -> dict:
+    valid = {k: c.summary() for k, c in comparisons.items() if c is not None}
+    return {"mean_overlap": float(np.mean([v["overlap"] for v in valid.values()])),
+            "mean_kl": float(np.mean([v["kl"] for v in valid.values()])),
+            "features": valid}
+
+
+# ---------------------------------------------------------------- output
+
+def clean(value):
+    """JSON-safe: NaN -> None, numpy -> Python."""
+    if isinstance(value, dict):
+        return {str(k): clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [clean(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return None if math.isnan(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def fmt(value, digits: int = 3) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def markdown(result: dict) -> str:
+    lines = [f"# Evaluation ({result['config']['data']})", ""]
+    lines += ["## Likelihood (held-out test tunes; bits per note)", "",
+              "| generator | bits/note | pitch-only bits/note | chorale test: pitch-only bits/note | tunes | notes |",
+              "|---|---|---|---|---|---|"]
+    for name, entry in result["likelihood"].items():
+        test, chorale = entry["test"], entry.get("chorale_test", {})
+        lines.append(f"| {name} | {fmt(test['bits_per_note'])} | {fmt(test['pitch_bits_per_note'])} | "
+                     f"{fmt(chorale.get('pitch_bits_per_note'))} | {test['tunes']} | {test['notes']} |")
+    cv = result["chorale_cv"]
+    lines += ["", f"## Chorale soprano lines, {cv['folds']}-fold cross-validation on the chorales alone "
+              f"(Markov order {cv['order']})", "",
+              "| model | pitch-only bits/note | bits/note | notes |", "|---|---|---|---|"]
+    for name, entry in cv["models"].items():
+        lines.append(f"| {name} | {fmt(entry['pitch_bits_per_note'])} | {fmt(entry.get('bits_per_note'))} | "
+                     f"{entry['notes']} |")
+    c = result["continuation"]
+    header = ["generator", "overlap vs real", "KL vs real", "overlap vs train", *TABLE_FEATURES]
+    lines += ["", f"## Continuations ({c['examples']} calls x {c['seeds']} seeds; "
+              f"{c['call_bars']} bars call, {c['answer_bars']} bars answer)", "",
+              "Overlap/KL: mean over all features of the MGEval-style comparison with the true "
+              "continuations (real) and with training continuations (train). Feature columns: means over answers.",
+              "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, entry in c["sets"].items():
+        vs_real, vs_train = entry.get("vs_real"), entry.get("vs_train")
+        cells = [name, fmt(vs_real and vs_real["mean_overlap"]), fmt(vs_real and vs_real["mean_kl"]),
+                 fmt(vs_train and vs_train["mean_overlap"])]
+        cells += [fmt(entry["means"][f], 2) for f in TABLE_FEATURES]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+def plots(out: Path, tables: dict[str, dict[str, np.ndarray]], comparisons: dict[str, dict]) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from jam.evaluation import metrics as m
+
+    written = []
+    names = list(tables)
+    labels = {
+        "pitch_class_histogram": ("pitch class", [str(i) for i in range(12)]),
+        "interval_histogram": ("interval (semitones)", [str(i) for i in range(-m.MAX_INTERVAL, m.MAX_INTERVAL + 1)]),
+        "note_length_histogram": ("note length (ticks, 12 per beat)", [str(x) for x in m.LENGTH_CLASSES]),
+    }
+    fig, axes = plt.subplots(len(PLOTTED), 1, figsize=(10, 2.6 * len(PLOTTED)))
+    for ax, feature in zip(axes, PLOTTED):
+        width = 0.8 / len(names)
+        for i, name in enumerate(names):
+            mean = np.nanmean(tables[name][feature], axis=0)
+            ax.bar(np.arange(mean.size) + i * width, mean, width, label=name)
+        title, ticks = labels[feature]
+        ax.set_xticks(np.arange(len(ticks)) + 0.4 - width / 2, ticks, fontsize=7)
+        ax.set_title(title, fontsize=9)
+    axes[0].legend(fontsize=7, ncol=4)
+    fig.tight_layout()
+    fig.savefig(out / "histograms.png", dpi=72)
+    plt.close(fig)
+    written.append("histograms.png")
+
+    fig, axes = plt.subplots(1, len(OVERLAP_PLOTTED), figsize=(3.2 * len(OVERLAP_PLOTTED), 2.8))
+    for ax, feature in zip(axes, OVERLAP_PLOTTED):
+        drawn = False
+        for name, comps in comparisons.items():
+            comp = comps.get(feature)
+            if comp is None:
+                continue
+            grid = mgeval.density_grid(comp.intra_reference, comp.inter)
+            if not drawn:
+                ax.plot(grid, mgeval.kde(comp.intra_reference, grid), "k--", label="intra(real)")
+                drawn = True
+            ax.plot(grid, mgeval.kde(comp.inter, grid), label=f"{name} ({comp.overlap:.2f})")
+        ax.set_title(f"{feature}: distances", fontsize=8)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(out / "overlap.png", dpi=72)
+    plt.close(fig)
+    written.append("overlap.png")
+    return written
+
+
+# ---------------------------------------------------------------- main
+
+def run(args: argparse.Namespace) -> dict:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / "evaluation.json").exists() and not args.overwrite:
+        raise JamError(f"{out}/evaluation.json exists; choose another --out or pass --overwrite")
+    if args.quick:
+        args.data = str(quick_dataset(out / "quick-data"))
+        args.seeds, args.max_set, args.markov_order, args.folds = min(args.seeds, 2), 60, 6, 3
+    began = time.time()
+    train, test = read_split(args.data, "train"), read_split(args.data, "test")
+    if args.max_tunes:
+        test = test[: args.max_tunes]
+    lstm_model = load_model(args.model, device="cpu")
+    fitted = [t.tokens for t in train]
+    probabilistic: dict[str, ProbabilisticGenerator] = {
+        "lstm": LstmGenerator(lstm_model),
+        "markov": markov(args.markov_order, True).fit(fitted),
+        "markov-ltm": markov(args.markov_order, False).fit(fitted),
+        "unigram": markov(0, False).fit(fitted),
+    }
+    result: dict = {"config": {**vars(args), "model": str(lstm_model.path),
+                               "model_metadata": lstm_model.metadata,
+                               "engine_sampler": vars(EngineSettings().sampler)}}
+    result["likelihood"] = likelihoods(probabilistic, test)
+    all_chorales = [t for split in ("train", "valid", "test") for t in read_split(args.data, split)
+                    if t.source == CHORALES]
+    result["chorale_cv"] = chorale_cross_validation(all_chorales, args.folds, args.markov_order)
+
+    examples = examples_of(test, args)
+    train_examples = examples_of(train, args)
+    if len(examples) < 2 or len(train_examples) < 2:
+        raise JamError("too few tunes long enough for a call and an answer; use more data or fewer bars")
+    contexts = [context_of(e) for e in examples]
+    train_contexts = [context_of(e) for e in train_examples]
+    answering: dict[str, tuple[Generator, bool]] = {
+        "lstm": (probabilistic["lstm"], True),
+        "lstm, no key mask": (probabilistic["lstm"], False),
+        "markov": (probabilistic["markov"], True),
+        "unigram": (probabilistic["unigram"], True),
+        "rules": (RulesGenerator(), True),
+        "repeat": (RepeatCallGenerator(), True),
+        "random-in-key": (RandomInKeyGenerator(), True),
+    }
+    real = feature_table([e.continuation for e in examples], contexts)
+    training = feature_table([e.continuation for e in train_examples], train_contexts)
+    tables = {"real continuation": real}
+    for name, (generator, key_mask) in answering.items():
+        answers = answers_of(generator, examples, args.seeds, key_mask, name)
+        tables[name] = feature_table(answers, contexts * args.seeds)
+    sets, comparisons = {}, {}
+    for name, table in tables.items():
+        entry = {"means": feature_means(table), "answers": len(next(iter(table.values())))}
+        vs_train = compare(table, training, args.max_set)
+        entry["vs_train"] = summarize(vs_train)
+        if name != "real continuation":
+            comparisons[name] = compare(table, real, args.max_set)
+            entry["vs_real"] = summarize(comparisons[name])
+        sets[name] = entry
+    sets["training continuation"] = {"means": feature_means(training), "answers": len(train_examples)}
+    result["continuation"] = {"examples": len(examples), "seeds": args.seeds, "call_bars": args.call_bars,
+                              "answer_bars": args.answer_bars, "sets": sets}
+    result["plots"] = plots(out, tables, comparisons)
+    result["seconds"] = round(time.time() - began, 1)
+    result = clean(result)
+    atomic_write_bytes(out / "evaluation.json", json.dumps(result, indent=1).encode(), overwrite=True)
+    atomic_write_bytes(out / "evaluation.md", markdown(result).encode(), overwrite=True)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        result = run(args)
+    except JamError as err:
+        print(f"evaluate: {err}", file=sys.stderr)
+        return 2
+    print(markdown(result))
+    print(f"wrote {args.out}/evaluation.json, evaluation.md, {', '.join(result['plots'])} "
+          f"in {result['seconds']} s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
