@@ -1,2 +1,55 @@
 """Shared fixtures. This folder is on sys.path (pytest's rootdir conftest), so test modules
-import the helpers ``recording`` and ``jackd`` directly."""
+import the helpers ``recording`` and ``jackd`` directly.
+
+MIDI fixtures: ``jack_server`` (one private JACK server per test session; skipped with a
+reason when jackd is not installed), ``keyboard`` (a test keyboard port), ``synth`` (a test
+synth recording what it receives), ``jam_env`` (environment for a ``jam`` subprocess: that
+server, and an empty config folder so no user config is read).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from jackd import JackServer, Synth, jackd_path, keyboard as open_keyboard
+
+
+@pytest.fixture(scope="session")
+def jack_server():
+    if jackd_path() is None:
+        pytest.skip("jackd is not installed (apt-get install jackd2); MIDI tests need it")
+    server = JackServer().start()
+    saved = {k: os.environ.get(k) for k in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")}
+    os.environ.update(JACK_DEFAULT_SERVER=server.name, JACK_NO_START_SERVER="1")
+    try:
+        yield server
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        server.stop()
+
+
+@pytest.fixture
+def jam_env(jack_server, tmp_path):
+    env = jack_server.env()
+    env["XDG_CONFIG_HOME"] = str(tmp_path / "config-home")
+    return env
+
+
+@pytest.fixture
+def keyboard(jack_server):
+    port = open_keyboard()
+    yield port
+    port.close()
+
+
+@pytest.fixture
+def synth(jack_server):
+    recorder = Synth()
+    yield recorder
+    recorder.close()

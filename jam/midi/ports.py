@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -25,6 +27,8 @@ ALSA_SEQUENCER = Path("/dev/snd/seq")
 CLIENT_NAME = "jam"
 VIRTUAL_IN = "jam in"
 VIRTUAL_OUT = "jam out"
+POLL_INTERVAL = 0.0005  # s: how often a PolledInput looks at rtmidi's queue when it is empty
+QUEUE_LIMIT = 8192  # messages rtmidi may hold for a PolledInput
 
 HINTS = {
     "alsa": "load the ALSA sequencer ('sudo modprobe snd-seq') or use --api jack",
@@ -96,7 +100,8 @@ class MidiSystem:
         return "\n".join(lines)
 
     def open_input(self, query: str | None,
-                   callback: Callable[[mido.Message], None] | None = None) -> mido.ports.BaseInput:
+                   callback: Callable[[mido.Message], None] | None = None
+                   ) -> mido.ports.BaseInput | PolledInput:
         """Open the input matching ``query`` (see :func:`match_port`), or the virtual
         port ``jam in`` when ``query`` is None. ``callback`` gets each message."""
         if query is None:
@@ -122,7 +127,8 @@ class MidiSystem:
         raise NotImplementedError
 
     def _open(self, kind: str, name: str, virtual: bool,
-              callback: Callable[[mido.Message], None] | None) -> mido.ports.BasePort:
+              callback: Callable[[mido.Message], None] | None
+              ) -> mido.ports.BasePort | PolledInput:
         raise NotImplementedError
 
 
@@ -138,6 +144,74 @@ def _quiet_stderr() -> Iterator[None]:
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+
+
+class PolledInput:
+    """An rtmidi input read by a Python thread from rtmidi's queue; ``callback(message)``
+    runs on that thread.
+
+    Used for JACK: with a callback, python-rtmidi runs Python code (waiting for the GIL)
+    inside JACK's real-time process callback, and when that is late an async JACK server
+    hands the client garbled, repeated events (seen here: 2,000 messages arrived with runs
+    of one repeated message). Polling keeps JACK's thread free of Python, at the cost of up
+    to :data:`POLL_INTERVAL` of added latency. ``dropped`` counts undecodable messages.
+    """
+
+    def __init__(self, api: str, name: str, virtual: bool,
+                 callback: Callable[[mido.Message], None],
+                 client_name: str | None = None) -> None:
+        import rtmidi
+
+        self.name = name
+        self.closed = True
+        self.dropped = 0
+        self._callback = callback
+        rtapi = getattr(rtmidi, f"API_{RTMIDI_APIS[api]}")
+        self._rt = rtmidi.MidiIn(rtapi, name=client_name or CLIENT_NAME,
+                                 queue_size_limit=QUEUE_LIMIT)
+        self._rt.ignore_types(sysex=False, timing=False, active_sense=True)
+        try:
+            if virtual:
+                self._rt.open_virtual_port(name)
+            else:
+                self._rt.open_port(self._rt.get_ports().index(name))
+        except (ValueError, rtmidi.RtMidiError) as err:
+            self._rt.delete()
+            raise OSError(f"cannot open input {name!r}: {err}") from None
+        self.closed = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, name="jam-midi-in", daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        get, stop, callback = self._rt.get_message, self._stop, self._callback
+        while not stop.is_set():
+            event = get()
+            if event is None:
+                time.sleep(POLL_INTERVAL)
+                continue
+            try:
+                message = mido.Message.from_bytes(event[0])
+            except ValueError:
+                self.dropped += 1
+                continue
+            callback(message)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(1.0)
+        self._rt.close_port()
+        self._rt.delete()
+
+    def __enter__(self) -> PolledInput:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class RtMidiSystem(MidiSystem):
@@ -181,13 +255,15 @@ class RtMidiSystem(MidiSystem):
         return list(dict.fromkeys(names))
 
     def _open(self, kind: str, name: str, virtual: bool,
-              callback: Callable[[mido.Message], None] | None) -> mido.ports.BasePort:
+              callback: Callable[[mido.Message], None] | None
+              ) -> mido.ports.BasePort | PolledInput:
         extra = {"client_name": CLIENT_NAME} if virtual else {}
-        opener = self._backend.open_input if kind == "input" else self._backend.open_output
         try:
-            if kind == "input":
-                return opener(name, callback=callback, **extra)
-            return opener(name, **extra)
+            if kind == "output":
+                return self._backend.open_output(name, **extra)
+            if self.api == "jack" and callback is not None:
+                return PolledInput(self.api, name, virtual, callback)
+            return self._backend.open_input(name, callback=callback, **extra)
         except OSError as err:
             raise JamError(f"cannot open MIDI {kind} '{name}': {err}; "
                            f"check it with 'jam ports'") from None
