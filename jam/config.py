@@ -291,9 +291,8 @@ def parse_cli_value(key: str, text: str) -> Any:
 
 
 def build_config(cli: Mapping[str, Any], config_path: str | Path | None = None) -> Config:
-    """Merge defaults < config file < ``cli`` (already-validated values given on the CLI).
-
-    ``config_path`` None means the default path, read only when it exists.
+    """Merge defaults < config file < ``cli`` (values given on the command line, or by a
+    program; checked again here). ``config_path`` None: the default path, if it exists.
     """
     values = {o.key: o.default for o in OPTIONS}
     if config_path is not None:
@@ -304,7 +303,7 @@ def build_config(cli: Mapping[str, Any], config_path: str | Path | None = None) 
             source = None
     if source is not None:
         values.update(read_config_file(source))
-    values.update(cli)
+    values.update({k: check_value(k, v, "(given)") for k, v in cli.items()})
     low, high = values["low"], values["high"]
     if low > high:
         raise JamError(f"'low' ({low}) is above 'high' ({high}); swap them or widen the range")
