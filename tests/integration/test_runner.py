@@ -1,0 +1,81 @@
+"""The run loop in-process over real JACK ports: an error in a mode stops it cleanly."""
+
+from __future__ import annotations
+
+import threading
+
+import mido
+import pytest
+
+from jam import cli
+from jam.config import build_config
+from jam.engine.runner import run
+from jam.engine.thru import ThruMode
+
+
+class FailingThru(ThruMode):
+    """Forwards like thru, then fails on the MIDI input thread at the third note-on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ready = threading.Event()
+        self.notes = 0
+
+    def poll(self, now):
+        self.ready.set()  # the input port is open once the loop polls
+        return None
+
+    def on_message(self, message, when):
+        if message.type == "note_on":
+            self.notes += 1
+            if self.notes == 3:
+                raise RuntimeError("boom in the input thread")
+        super().on_message(message, when)
+
+
+def play_when_ready(mode, keyboard):
+    def play():
+        assert mode.ready.wait(10)
+        for pitch in (60, 62, 64):
+            keyboard.send(mido.Message("note_on", note=pitch, velocity=90))
+
+    thread = threading.Thread(target=play, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.fixture
+def config(keyboard, synth, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    return build_config({"api": "jack", "in": keyboard.full_name, "out": synth.full_name,
+                         "mode": "thru"})
+
+
+def test_error_in_a_thread_releases_held_notes_then_raises(config, keyboard, synth):
+    mode = FailingThru()
+    player = play_when_ready(mode, keyboard)
+    with pytest.raises(RuntimeError, match="boom"):
+        run(config, mode)
+    player.join(5)
+    assert synth.wait_count(1, where=lambda m: m.type == "control_change" and m.control == 120)
+    kinds = [(m.type, getattr(m, "note", None), getattr(m, "control", None))
+             for m in synth.messages()]
+    assert kinds == [("note_on", 60, None), ("note_on", 62, None),
+                     ("note_off", 60, None), ("note_off", 62, None),
+                     ("control_change", None, 64), ("control_change", None, 123),
+                     ("control_change", None, 120)]
+
+
+def test_cli_reports_an_internal_error_on_one_line_with_exit_1(keyboard, synth, tmp_path,
+                                                               monkeypatch, capsys):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    mode = FailingThru()
+    monkeypatch.setitem(cli.MODES, "thru", lambda config: mode)
+    player = play_when_ready(mode, keyboard)
+    code = cli.main(["--api", "jack", "--in", keyboard.full_name, "--out", synth.full_name,
+                     "--mode", "thru"])
+    player.join(5)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert err[-1].startswith("jam: internal error: RuntimeError: boom in the input thread")
+    assert "--debug" in err[-1] and not any("Traceback" in line for line in err)
