@@ -251,7 +251,7 @@ def prepare(
         if not files:
             skipped.append({"path": str(folder), "reason": "no .mid/.midi/.abc/.xml/.mxl files"})
         source = folder.resolve().name or "folder"
-        tasks += tasks_for(source, files[:limit], folder, chorales=False)
+        tasks += tasks_for(source, files, folder, chorales=False)
         order.append(source)
     if not tasks:
         raise JamError("nothing to read; name a --corpus collection or a --folder with music files")
@@ -355,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=Path("cache/prepare_data"), help="JSON cache folder")
     parser.add_argument("--no-cache", action="store_true")
     parser.add_argument("--seed", type=int, default=0, help="split seed")
-    parser.add_argument("--limit", type=int, default=None, help="at most N files per source (tests)")
+    parser.add_argument("--limit", type=int, default=None, help="at most N files per corpus collection (quick trials, tests)")
     parser.add_argument("--force", action="store_true", help="replace an existing dataset folder")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)

@@ -192,8 +192,8 @@ def train(args: argparse.Namespace) -> dict:
     valid_tunes = [np.asarray(t.tokens, dtype=np.int64) for t in dataset.read_split(args.data, "valid")]
     test_tunes = [np.asarray(t.tokens, dtype=np.int64) for t in dataset.read_split(args.data, "test")]
     train_tunes = [t for t in train_tunes if t.size]
-    if not train_tunes:
-        raise JamError(f"{args.data}: the train split is empty; prepare more data")
+    if not train_tunes or not valid_tunes:
+        raise JamError(f"{args.data}: the train or valid split is empty; prepare more data")
     summary = dataset.read_summary(args.data)
     config = {
         "vocab": tk.VOCAB_SIZE, "embed": args.embed, "hidden": args.hidden, "layers": args.layers,
@@ -220,7 +220,7 @@ def train(args: argparse.Namespace) -> dict:
         optimizer.load_state_dict(checkpoint["optimizer"])
         state = checkpoint["state"]
     elif rank == 0:
-        if record_path.exists() and not args.force:
+        if (record_path.exists() or last_path.exists()) and not args.force:
             raise JamError(f"{out} already holds a run; pass --resume to continue or --force to replace it")
         out.mkdir(parents=True, exist_ok=True)
 
@@ -231,11 +231,14 @@ def train(args: argparse.Namespace) -> dict:
         optimizer, lambda step: 0.1 + 0.45 * (1 + math.cos(math.pi * min(step / total_steps, 1.0))))
     if args.resume:
         schedule.load_state_dict(checkpoint["schedule"])
+        for group, lr in zip(optimizer.param_groups, schedule.get_last_lr()):
+            group["lr"] = lr  # creating the schedule reset it to the first step's rate
     local_batch = max(1, args.batch // world)
     valid_shard = valid_tunes[rank::world]
     started = time.monotonic() - state["seconds"]
 
-    while state["epoch"] < args.epochs and state["bad_epochs"] < args.patience:
+    stop = args.epochs if not args.stop_after else min(args.epochs, state["epoch"] + args.stop_after)
+    while state["epoch"] < stop and state["bad_epochs"] < args.patience:
         epoch = state["epoch"]
         rng = np.random.default_rng([args.seed, epoch])
         torch.manual_seed(args.seed * 100_003 + epoch)
@@ -285,7 +288,9 @@ def train(args: argparse.Namespace) -> dict:
             dist.barrier()
 
     record = {}
-    if rank == 0:
+    if rank == 0 and state["epoch"] < args.epochs and state["bad_epochs"] < args.patience:
+        print(f"stopped after epoch {state['epoch']} of {args.epochs}; continue with --resume")
+    elif rank == 0:
         best = torch.load(best_path, map_location=device, weights_only=True)
         model.load_state_dict(best["model"])
         test = bits(evaluate(model, test_tunes, device)) if test_tunes else {}
@@ -333,6 +338,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     parser.add_argument("--resume", action="store_true", help="continue from OUTPUT/last.pt")
+    parser.add_argument("--stop-after", type=int, default=0, metavar="N",
+                        help="stop after N epochs in this invocation (continue later with --resume)")
     parser.add_argument("--force", action="store_true", help="replace an existing run folder")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
