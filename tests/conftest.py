@@ -2,9 +2,10 @@
 import the helpers ``recording`` and ``jackd`` directly.
 
 MIDI fixtures: ``jack_server`` (one private JACK server per test session; skipped with a
-reason when jackd is not installed), ``keyboard`` (a test keyboard port), ``synth`` (a test
-synth recording what it receives), ``jam_env`` (environment for a ``jam`` subprocess: that
-server, and an empty config folder so no user config is read).
+reason when jackd is not installed, failed instead when JAM_REQUIRE_JACK=1 as in CI),
+``keyboard`` (a test keyboard port), ``synth`` (a test synth recording what it receives),
+``jam_env`` (environment for a ``jam`` subprocess: that server, and an empty config folder
+so no user config is read).
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from jackd import JackServer, Synth, jackd_path, keyboard as open_keyboard
 @pytest.fixture(scope="session")
 def jack_server():
     if jackd_path() is None:
-        pytest.skip("jackd is not installed (apt-get install jackd2); MIDI tests need it")
+        reason = "jackd is not installed (apt-get install jackd2); the MIDI tests need it"
+        if os.environ.get("JAM_REQUIRE_JACK") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
     server = JackServer().start()
     saved = {k: os.environ.get(k) for k in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")}
     os.environ.update(JACK_DEFAULT_SERVER=server.name, JACK_NO_START_SERVER="1")
