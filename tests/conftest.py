@@ -5,7 +5,7 @@ MIDI fixtures: ``jack_server`` (one private JACK server per test session; skippe
 reason when jackd is not installed, failed instead when JAM_REQUIRE_JACK=1 as in CI),
 ``keyboard`` (a test keyboard port), ``synth`` (a test synth recording what it receives),
 ``jam_env`` (environment for a ``jam`` subprocess: that server, and an empty config folder
-so no user config is read).
+so no user config is read), ``start_jam`` (runs jam between the keyboard and the synth).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import os
 
 import pytest
 
-from jackd import JackServer, Synth, jackd_path, keyboard as open_keyboard
+from jackd import JackServer, JamProcess, Synth, jackd_path, keyboard as open_keyboard
 
 
 @pytest.fixture(scope="session")
@@ -57,3 +57,22 @@ def synth(jack_server):
     recorder = Synth()
     yield recorder
     recorder.close()
+
+
+@pytest.fixture
+def start_jam(keyboard, synth, jam_env):
+    """``start_jam(*args)``: run ``jam --api jack --in <keyboard> --out <synth> *args`` as a
+    subprocess, wait until it is ready and return its :class:`JamProcess`; any still
+    running at teardown is killed."""
+    started = []
+
+    def start(*args: str) -> JamProcess:
+        process = JamProcess(["--api", "jack", "--in", keyboard.full_name,
+                              "--out", synth.full_name, *args], jam_env)
+        started.append(process)
+        process.wait_ready()
+        return process
+
+    yield start
+    for process in started:
+        process.kill()

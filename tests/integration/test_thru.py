@@ -27,20 +27,9 @@ def run_jam(args, env, timeout=30):
 
 
 @pytest.fixture
-def thru(keyboard, synth, jam_env):
+def thru(start_jam):
     """jam --mode thru from the test keyboard to the test synth, started and ready."""
-    started = []
-
-    def start(*extra):
-        jam = JamProcess(["--api", "jack", "--in", keyboard.full_name, "--out", synth.full_name,
-                          "--mode", "thru", *extra], jam_env)
-        started.append(jam)
-        jam.wait_ready()
-        return jam
-
-    yield start
-    for jam in started:
-        jam.kill()
+    return lambda *extra: start_jam("--mode", "thru", *extra)
 
 
 def test_thru_delivers_1000_notes_in_order_without_loss(thru, keyboard, synth):
