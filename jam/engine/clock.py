@@ -8,8 +8,8 @@ per quarter note.
 Who sets the pulse is a :class:`TempoSource`, called by the listener at the start and end
 of every call:
 
-- :class:`FixedTempo` (``--tempo fixed``): the tempo is ``--bpm``; the phase is set once,
-  by the first note of the session (that note is a downbeat) and kept after that.
+- :class:`FixedTempo` (``--tempo fixed``): the tempo is ``--bpm``; the first note of the
+  session sets the phase (that note is a downbeat), and each call's onsets refine it.
 - :class:`FollowTempo` (``--tempo follow``): tempo and beat phase are fitted to the onsets
   of each call (:func:`fit_pulse`), so the answer continues the player's pulse.
 - An external MIDI clock (24 PPQN, start/stop/continue) plugs in as another source: it
@@ -129,7 +129,8 @@ class TempoSource(ABC):
 
 
 class FixedTempo(TempoSource):
-    """``--bpm``; the first note of the session sets the phase once."""
+    """``--bpm``; the first note of the session sets the phase, and each call's onsets
+    refine it (:func:`fit_phase`: the tempo stays, the grid moves to the player's timing)."""
 
     def __init__(self, bpm: float) -> None:
         self.bpm = bpm
@@ -137,6 +138,13 @@ class FixedTempo(TempoSource):
     def call_started(self, clock: Clock, onset: float) -> None:
         if not clock.anchored:
             clock.set_pulse(Pulse(self.bpm, onset))
+
+    def call_ended(self, clock: Clock, onsets: Sequence[float]) -> bool:
+        origin = fit_phase(onsets, clock)
+        if origin == clock.origin:
+            return False
+        clock.set_pulse(Pulse(clock.bpm, origin))
+        return True
 
 
 class FollowTempo(TempoSource):
@@ -221,3 +229,15 @@ def fit_pulse(onsets: Sequence[float], prior_bpm: float = 120.0, low_bpm: float 
     beat_index = k[0] - (k[0] + offset) % STEPS_PER_BEAT  # the beat at or before the call
     first_beat = start + beat_index * step
     return Pulse(60.0 / (step * STEPS_PER_BEAT), float(first_beat))
+
+
+def fit_phase(onsets: Sequence[float], clock: Clock) -> float:
+    """The clock's origin moved by the mean offset of the onsets from their nearest
+    sixteenth (onsets further than :data:`FIT_TOLERANCE` from it are ignored): one early or
+    late note no longer sets the grid for the answer, the average of the call does."""
+    assert clock.origin is not None
+    step = clock.beat_seconds / STEPS_PER_BEAT
+    x = (np.asarray(onsets, dtype=np.float64) - clock.origin) / step
+    resid = (x - np.round(x)) * step
+    near = resid[np.abs(resid) <= FIT_TOLERANCE]
+    return clock.origin + float(near.mean()) if near.size else clock.origin

@@ -6,6 +6,8 @@ tokens of the call as they arrive (one live event at a time), then pulls the ans
 each token it yields back into the generator, so a stopped answer leaves a consistent state.
 Tokens follow :mod:`jam.music.tokens`, and every yielded sequence is grammatical
 (``PITCH|REST`` then ``SHIFT``), so :func:`jam.music.tokens.decode` of it is exact.
+An answer opens with a note: the first onset token of a continuation is a PITCH (not a
+REST), so the answer starts on the tick the engine chose (a beat or a bar).
 """
 
 from __future__ import annotations

@@ -60,10 +60,13 @@ class LstmGenerator(ProbabilisticGenerator):
         return self._logits.copy()
 
     def continuation(self, spec: AnswerSpec, rng: np.random.Generator) -> Iterator[int]:
+        opening = True  # the answer opens with a note (see jam.generators.base)
         while True:
             mask = tk.grammar_mask(self._previous)
             if spec.mask is not None:
                 mask = mask & spec.mask
+            if opening and not mask[tk.SHIFT_BASE]:
+                mask, opening = mask & tk.PITCH_MASK, False
             token = sample(self._logits, rng, spec.sampler, mask)
             self.feed([token])
             yield token

@@ -1,0 +1,163 @@
+"""Call and response over a real JACK server: a test keyboard plays a phrase into ``jam``
+(a subprocess), a test synth records the answer with arrival times (same monotonic clock
+as the keyboard's send times)."""
+
+from __future__ import annotations
+
+import signal
+import time
+from importlib import resources
+
+import mido
+import pytest
+
+from jackd import JamProcess, wait_for
+
+TOLERANCE = 0.010  # s: the acceptance bound for "on the beat" and "on the grid"
+TICKS = 12  # grid ticks per beat
+
+# a 2-bar phrase in C major: (beat, length in beats, pitch), keys released a bit early
+PHRASE = [(0, 1, 60), (1, 1, 62), (2, 0.5, 64), (2.5, 0.5, 65), (3, 1, 67), (4, 1, 65),
+          (5, 1, 64), (6, 1, 62), (7, 1, 60)]
+HELD = 0.9  # fraction of each note's length the key is down
+
+
+def _has_default_model() -> bool:
+    path = resources.files("jam.models") / "default.onnx"
+    return path.is_file()
+
+
+MODELS = ["rules", pytest.param(None, marks=pytest.mark.skipif(
+    not _has_default_model(), reason="models/default.onnx is not built yet"))]
+
+
+def _at(deadline: float) -> None:
+    """Wait until ``deadline`` (sleep, then spin the last 2 ms): the player's timing."""
+    while (left := deadline - time.monotonic()) > 0.002:
+        time.sleep(left - 0.002)
+    while time.monotonic() < deadline:
+        pass
+
+
+def play(keyboard, phrase, bpm: float, start: float) -> list[float]:
+    """Play ``phrase`` from ``start``; returns the note-on send times."""
+    beat = 60.0 / bpm
+    events = sorted([(start + b * beat, 1, p) for b, _, p in phrase]
+                    + [(start + (b + d * HELD) * beat, 0, p) for b, d, p in phrase])
+    onsets = []
+    for when, is_on, pitch in events:
+        _at(when)
+        kind = "note_on" if is_on else "note_off"
+        keyboard.send(mido.Message(kind, note=pitch, velocity=90 if is_on else 0))
+        if is_on:
+            onsets.append(time.monotonic())
+    return onsets
+
+
+def off_grid(t: float, origin: float, unit: float) -> float:
+    """Distance (s) of ``t`` from the nearest multiple of ``unit`` after ``origin``."""
+    x = (t - origin) / unit
+    return abs(x - round(x)) * unit
+
+
+def notes_of(received):
+    """(on time, off time, pitch) of each note, pairing note-ons with note-offs in order."""
+    open_notes, notes = {}, []
+    for when, m in received:
+        if m.type == "note_on" and m.velocity > 0:
+            assert m.note not in open_notes, f"note {m.note} started twice"
+            open_notes[m.note] = when
+        elif m.type in ("note_on", "note_off") and m.note in open_notes:
+            notes.append((open_notes.pop(m.note), when, m.note))
+    return sorted(notes), open_notes
+
+
+@pytest.fixture
+def jam(keyboard, synth, jam_env):
+    started = []
+
+    def start(*args):
+        process = JamProcess(["--api", "jack", "--in", keyboard.full_name,
+                              "--out", synth.full_name, "--seed", "1", *args], jam_env)
+        started.append(process)
+        process.wait_ready()
+        return process
+
+    yield start
+    for process in started:
+        process.kill()
+
+
+def quiet_for(synth, seconds: float, timeout: float) -> bool:
+    """Wait until something was received and then nothing for ``seconds``."""
+    def quiet() -> bool:
+        got = list(synth.received)
+        return bool(got) and time.monotonic() - got[-1][0] >= seconds
+    return wait_for(quiet, timeout, interval=0.05)
+
+
+def answer_to(jam_process, keyboard, synth, bpm: float, bars: int):
+    start = time.monotonic() + 0.3
+    onsets = play(keyboard, PHRASE, bpm, start)
+    assert quiet_for(synth, 1.5, timeout=8 + bars * 4 * 60 / bpm), jam_process.stderr
+    jam_process.process.send_signal(signal.SIGTERM)
+    assert jam_process.wait() == 0, jam_process.stderr
+    return onsets
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_answer_at_120_bpm_starts_on_the_beat_stays_on_the_grid_and_ends(
+        jam, keyboard, synth, model):
+    bars = 2
+    process = jam("--answer-bars", str(bars), *(["--model", model] if model else []))
+    onsets = answer_to(process, keyboard, synth, 120.0, bars)
+    notes, unfinished = notes_of(synth.received)
+    assert notes and not unfinished, process.stderr
+    beat = 0.5
+    first = notes[0][0]
+    assert first > onsets[-1] + beat  # after the silence
+    assert off_grid(first, onsets[0], beat) <= TOLERANCE
+    for on, _, _ in notes:
+        assert off_grid(on, onsets[0], beat / TICKS) <= TOLERANCE
+    length = bars * 4 * beat
+    assert max(off for _, off, _ in notes) <= first + length + TOLERANCE
+    if model == "rules":  # it ends with a cadence note that lasts to the end
+        assert max(off for _, off, _ in notes) >= first + length - TOLERANCE
+
+
+def test_tempo_follow_answers_a_call_at_93_bpm_in_its_pulse(jam, keyboard, synth):
+    bars = 2
+    process = jam("--model", "rules", "--tempo", "follow", "--answer-bars", str(bars))
+    onsets = answer_to(process, keyboard, synth, 93.0, bars)
+    notes, unfinished = notes_of(synth.received)
+    assert notes and not unfinished, process.stderr
+    beat = 60.0 / 93.0
+    first = notes[0][0]
+    assert first > onsets[-1] + beat
+    assert off_grid(first, onsets[0], beat) <= TOLERANCE
+    for on, _, _ in notes:
+        assert off_grid(on, onsets[0], beat / TICKS) <= TOLERANCE
+    end = max(off for _, off, _ in notes)
+    assert abs(end - first - bars * 4 * beat) <= TOLERANCE  # 2 bars of the player's tempo
+
+
+def test_barge_in_stops_the_answer_with_note_offs(jam, keyboard, synth):
+    process = jam("--model", "rules", "--answer-bars", "4")
+    play(keyboard, PHRASE, 120.0, time.monotonic() + 0.3)
+    assert synth.wait_count(1, timeout=6), process.stderr
+    _at(synth.received[0][0] + 1.1)
+    barge = time.monotonic()
+    keyboard.send(mido.Message("note_on", note=72, velocity=90))
+    _at(barge + 1.5)  # the 4-bar answer would still be playing
+    process.process.send_signal(signal.SIGTERM)
+    assert process.wait() == 0, process.stderr
+    received = [(t, m) for t, m in synth.received if m.type in ("note_on", "note_off")]
+    before = [(t, m) for t, m in received if t < barge]
+    assert any(m.type == "note_on" for _, m in before)
+    late_ons = [t - barge for t, m in received
+                if t > barge + TOLERANCE and m.type == "note_on" and m.velocity > 0]
+    assert late_ons == []  # nothing new after the barge-in
+    notes, unfinished = notes_of(received)
+    assert not unfinished
+    sounding = [off for on, off, _ in notes if on < barge < off]
+    assert all(off <= barge + 0.05 for off in sounding)  # cut at once, not at note end
