@@ -20,7 +20,6 @@ import io
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +32,8 @@ from jam.model.runtime import INPUTS, OUTPUTS, Model, make_session
 from jam.music import tokens as tk
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train import model_from_config  # noqa: E402  (tools/ is not a package)
+from bench_model import step_latency  # noqa: E402  (tools/ is not a package)
+from train import model_from_config  # noqa: E402
 
 PARITY_LIMIT = 1e-4
 LICENCES = {
@@ -127,20 +127,6 @@ def parity(model: torch.nn.Module, onnx_model: Model, sequences: int = 8, length
     return worst
 
 
-def latency(onnx_model: Model, steps: int = 5000, seed: int = 0) -> dict[str, float]:
-    """Per-step time of :meth:`Model.step` in microseconds (after a warm-up)."""
-    tokens = np.random.default_rng(seed).integers(0, tk.BOS, size=steps + 500)
-    onnx_model.reset()
-    times = np.empty(steps)
-    for i, token in enumerate(tokens):
-        start = time.perf_counter_ns()
-        onnx_model.step(int(token))
-        if i >= 500:
-            times[i - 500] = time.perf_counter_ns() - start
-    return {"p50_us": round(float(np.percentile(times, 50)) / 1000, 1),
-            "p99_us": round(float(np.percentile(times, 99)) / 1000, 1), "steps": steps}
-
-
 def quantize_int8(data: bytes, meta: dict[str, str]) -> bytes:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -171,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         data = export_bytes(model, config, meta)
         fp32 = Model(make_session(data, "cpu"), meta, args.output)
         diff = parity(model, fp32)
-        report = {"parity_max_abs_diff": diff, "fp32_bytes": len(data), "fp32_latency": latency(fp32)}
+        report = {"parity_max_abs_diff": diff, "fp32_bytes": len(data), "fp32_latency": step_latency(fp32)}
         if diff > PARITY_LIMIT:
             raise JamError(f"parity check failed: ONNX differs from PyTorch by {diff:.2e} "
                            f"(> {PARITY_LIMIT:.0e}); the model was not written")
@@ -180,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             data = quantize_int8(data, meta)
             int8 = Model(make_session(data, "cpu"), meta, args.output)
             report.update({"int8_parity_max_abs_diff": parity(model, int8), "int8_bytes": len(data),
-                           "int8_latency": latency(int8)})
+                           "int8_latency": step_latency(int8)})
         atomic_write_bytes(args.output, data, overwrite=args.force)
     except JamError as err:
         print(f"export_onnx: {err}", file=sys.stderr)
