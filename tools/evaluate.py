@@ -33,7 +33,7 @@ from jam.engine.session import EngineSettings
 from jam.errors import JamError
 from jam.evaluation import continuation as cont
 from jam.evaluation import mgeval
-from jam.evaluation.likelihood import Likelihood, corpus_likelihood
+from jam.evaluation.likelihood import Likelihood, corpus_likelihood, tune_likelihood
 from jam.fileio import atomic_write_bytes
 from jam.generators.base import AnswerSpec, Generator, ProbabilisticGenerator
 from jam.generators.baselines import RandomInKeyGenerator, RepeatCallGenerator
@@ -46,6 +46,7 @@ from jam.music.sampling import pitch_mask
 from jam.music.theory import Key, estimate_key
 
 CHORALES = "bach"  # the source name of the Bach chorale soprano lines in prepared data
+OPENING = 12  # intervals that identify a melody across versions and keys
 SCALES = tuple(frozenset(Key(t, mode).scale) for mode in ("major", "minor") for t in range(12))
 PLOTTED = ("pitch_class_histogram", "interval_histogram", "note_length_histogram")
 OVERLAP_PLOTTED = ("pitch_class_histogram", "interval_histogram", "note_length_histogram", "pitch_range")
@@ -120,11 +121,19 @@ def pitch_sequences(tunes: list[Tune]) -> list[list[int]]:
     return [[t for t in tune.tokens if tk.is_pitch(t)] for tune in tunes]
 
 
+def opening(tune: Tune, intervals: int = OPENING) -> tuple[int, ...]:
+    """The tune's first melodic intervals: equal for versions of one melody in any key."""
+    pitches = [t for t in tune.tokens if tk.is_pitch(t)]
+    return tuple(b - a for a, b in zip(pitches, pitches[1 : intervals + 1]))
+
+
 def chorale_cross_validation(chorales: list[Tune], folds: int, order: int) -> dict:
     """IDyOM's protocol for our Markov models: k-fold CV on the chorales alone, pitch-only
-    bits per note; with our pitch+rhythm tokens, and with pitch-only input sequences."""
-    rng = np.random.default_rng(0)
-    fold_of = rng.permutation(len(chorales)) % folds
+    bits per note; with our pitch+rhythm tokens, and with pitch-only input sequences. Folds
+    are drawn by melody (opening), so versions of one chorale tune never straddle a fold."""
+    melodies = sorted({opening(c) for c in chorales})
+    fold_of_melody = dict(zip(melodies, np.random.default_rng(0).permutation(len(melodies)) % folds))
+    fold_of = [fold_of_melody[opening(c)] for c in chorales]
     results = {}
     variants = {
         "markov-ltm": (False, False), "markov": (True, False),
@@ -143,19 +152,30 @@ def chorale_cross_validation(chorales: list[Tune], folds: int, order: int) -> di
                          "notes": summary["notes"], "tunes": summary["tunes"]}
         if not pitch_only:
             results[name]["bits_per_note"] = summary["bits_per_note"]
-    return {"folds": folds, "order": order, "models": results}
+    return {"folds": folds, "order": order, "melodies": len(melodies), "models": results}
 
 
-def likelihoods(models: dict[str, ProbabilisticGenerator], test: list[Tune]) -> dict:
-    chorales = [t for t in test if t.source == CHORALES]
+def likelihoods(models: dict[str, ProbabilisticGenerator], test: list[Tune], train: list[Tune]) -> dict:
+    """Pooled figures on the test tunes and on subsets: the chorales, and the tunes whose
+    opening does not occur in training (near-duplicates across tune books flatter a model)."""
+    seen = {opening(t) for t in train}
+    subsets = {
+        "test": [True] * len(test),
+        "test_unseen_opening": [opening(t) not in seen for t in test],
+        "chorale_test": [t.source == CHORALES for t in test],
+        "chorale_test_unseen_opening": [t.source == CHORALES and opening(t) not in seen for t in test],
+    }
     out = {}
     for name, model in models.items():
-        pooled = corpus_likelihood(model, tqdm([t.tokens for t in test], desc=f"likelihood {name}",
-                                               leave=False)).summary()
-        entry = {"test": pooled}
-        if chorales:
-            entry["chorale_test"] = corpus_likelihood(model, [t.tokens for t in chorales]).summary()
-        out[name] = entry
+        scores = [tune_likelihood(model, t.tokens) for t in tqdm(test, desc=f"likelihood {name}", leave=False)]
+        out[name] = {}
+        for subset, member in subsets.items():
+            total = Likelihood()
+            for score, keep in zip(scores, member):
+                if keep:
+                    total += score
+            if total.tunes:
+                out[name][subset] = total.summary()
     return out
 
 
@@ -248,16 +268,19 @@ def fmt(value, digits: int = 3) -> str:
 
 def markdown(result: dict) -> str:
     lines = [f"# Evaluation ({result['config']['data']})", ""]
-    lines += ["## Likelihood (held-out test tunes; bits per note)", "",
-              "| generator | bits/note | pitch-only bits/note | chorale test: pitch-only bits/note | tunes | notes |",
-              "|---|---|---|---|---|---|"]
+    subsets = (("test", "test"), ("test_unseen_opening", "test, opening unseen"),
+               ("chorale_test", "chorale test"), ("chorale_test_unseen_opening", "chorale test, opening unseen"))
+    lines += ["## Likelihood (held-out test tunes; bits per note: all tokens / pitch only)", "",
+              "| generator | " + " | ".join(f"{label} ({result['likelihood_sizes'].get(key, '-')})"
+                                         for key, label in subsets) + " |",
+              "|---|" + "---|" * len(subsets)]
     for name, entry in result["likelihood"].items():
-        test, chorale = entry["test"], entry.get("chorale_test", {})
-        lines.append(f"| {name} | {fmt(test['bits_per_note'])} | {fmt(test['pitch_bits_per_note'])} | "
-                     f"{fmt(chorale.get('pitch_bits_per_note'))} | {test['tunes']} | {test['notes']} |")
+        cells = [f"{fmt(entry[k]['bits_per_note'])} / {fmt(entry[k]['pitch_bits_per_note'])}"
+                 if k in entry else "-" for k, _ in subsets]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     cv = result["chorale_cv"]
     lines += ["", f"## Chorale soprano lines, {cv['folds']}-fold cross-validation on the chorales alone "
-              f"(Markov order {cv['order']})", "",
+              f"(Markov order {cv['order']}; folds by melody, {cv['melodies']} melodies)", "",
               "| model | pitch-only bits/note | bits/note | notes |", "|---|---|---|---|"]
     for name, entry in cv["models"].items():
         lines.append(f"| {name} | {fmt(entry['pitch_bits_per_note'])} | {fmt(entry.get('bits_per_note'))} | "
@@ -355,9 +378,11 @@ def run(args: argparse.Namespace) -> dict:
     result: dict = {"config": {**vars(args), "model": str(lstm_model.path),
                                "model_metadata": lstm_model.metadata,
                                "engine_sampler": vars(EngineSettings().sampler)}}
-    result["likelihood"] = likelihoods(probabilistic, test)
+    result["likelihood"] = likelihoods(probabilistic, test, train)
     all_chorales = [t for split in ("train", "valid", "test") for t in read_split(args.data, split)
                     if t.source == CHORALES]
+    first = next(iter(result["likelihood"].values()))
+    result["likelihood_sizes"] = {k: f"{v['tunes']} tunes, {v['notes']} notes" for k, v in first.items()}
     result["chorale_cv"] = chorale_cross_validation(all_chorales, args.folds, args.markov_order)
 
     examples = examples_of(test, args)
