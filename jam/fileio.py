@@ -9,6 +9,12 @@ from pathlib import Path
 from jam.errors import JamError
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, overwrite: bool = False) -> Path:
     """Write ``data`` to ``path`` all at once: readers see the old file or the whole new one.
 
@@ -21,6 +27,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, overwrite: bool = F
         raise JamError(f"cannot write {path}: folder {folder} does not exist; create it first")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

@@ -35,6 +35,17 @@ def test_an_existing_file_is_never_overwritten_unless_asked(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["mine.mid"]  # no temp files left
 
 
+def test_written_files_get_the_usual_permissions(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        path = atomic_write_bytes(tmp_path / "x.mid", b"data")
+    finally:
+        os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
 def test_missing_folder_is_a_user_error(tmp_path):
     with pytest.raises(JamError, match="does not exist"):
         atomic_write_bytes(tmp_path / "nope" / "x.mid", b"")
