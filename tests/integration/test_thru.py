@@ -84,6 +84,7 @@ def test_channel_remap_applies_to_notes_and_to_the_shutdown(thru, keyboard, synt
 def test_ports_lists_the_test_ports(keyboard, synth, jam_env):
     result = run_jam(["ports", "--api", "jack"], jam_env)
     assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
     inputs, outputs = result.stdout.split("outputs")
     assert keyboard.full_name in inputs and synth.full_name not in inputs
     assert synth.full_name in outputs and keyboard.full_name not in outputs
@@ -92,7 +93,7 @@ def test_ports_lists_the_test_ports(keyboard, synth, jam_env):
 def test_wrong_input_name_exits_2_with_one_line_listing_the_ports(keyboard, synth, jam_env):
     result = run_jam(["--api", "jack", "--in", "no such keyboard", "--out", synth.full_name,
                       "--mode", "thru"], jam_env)
-    assert result.returncode == 2
+    assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert "no such keyboard" in lines[0] and keyboard.full_name in lines[0]
@@ -106,9 +107,9 @@ def test_ambiguous_output_substring_names_the_candidates(keyboard, synth, jam_en
         result = run_jam(["panic", "--api", "jack", "--out", "synth-"], jam_env)
     finally:
         second.close()
-    assert result.returncode == 2
-    assert "several" in result.stderr and "synth-second:synth" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.returncode == 2, result.stderr
+    assert "several" in result.stderr and "synth-second:synth" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
 def test_panic_sends_all_notes_off_on_16_channels(synth, jam_env):
