@@ -286,7 +286,7 @@ def markdown(result: dict) -> str:
         lines.append(f"| {name} | {fmt(entry['pitch_bits_per_note'])} | {fmt(entry.get('bits_per_note'))} | "
                      f"{entry['notes']} |")
     c = result["continuation"]
-    header = ["generator", "overlap vs real", "KL vs real", "overlap vs train", *TABLE_FEATURES]
+    header = ["generator", "overlap vs real", "(per seed)", "KL vs real", "overlap vs train", *TABLE_FEATURES]
     lines += ["", f"## Continuations ({c['examples']} calls x {c['seeds']} seeds; "
               f"{c['call_bars']} bars call, {c['answer_bars']} bars answer)", "",
               "Overlap/KL: mean over all features of the MGEval-style comparison with the true "
@@ -294,7 +294,9 @@ def markdown(result: dict) -> str:
               "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, entry in c["sets"].items():
         vs_real, vs_train = entry.get("vs_real"), entry.get("vs_train")
-        cells = [name, fmt(vs_real and vs_real["mean_overlap"]), fmt(vs_real and vs_real["mean_kl"]),
+        seeds = vs_real["per_seed_mean_overlap"] if vs_real else []
+        cells = [name, fmt(vs_real and vs_real["mean_overlap"]),
+                 f"{min(seeds):.3f}-{max(seeds):.3f}" if seeds else "-", fmt(vs_real and vs_real["mean_kl"]),
                  fmt(vs_train and vs_train["mean_overlap"])]
         cells += [fmt(entry["means"][f], 2) for f in TABLE_FEATURES]
         lines.append("| " + " | ".join(cells) + " |")
@@ -395,6 +397,7 @@ def run(args: argparse.Namespace) -> dict:
         "lstm": (probabilistic["lstm"], True),
         "lstm, no key mask": (probabilistic["lstm"], False),
         "markov": (probabilistic["markov"], True),
+        "markov-ltm": (probabilistic["markov-ltm"], True),
         "unigram": (probabilistic["unigram"], True),
         "rules": (RulesGenerator(), True),
         "repeat": (RepeatCallGenerator(), True),
@@ -414,6 +417,10 @@ def run(args: argparse.Namespace) -> dict:
         if name != "real continuation":
             comparisons[name] = compare(table, real, args.max_set)
             entry["vs_real"] = summarize(comparisons[name])
+            n = len(examples)  # answers are seed-major: the spread over seeds
+            entry["vs_real"]["per_seed_mean_overlap"] = [
+                summarize(compare({k: v[s * n : (s + 1) * n] for k, v in table.items()}, real,
+                                  args.max_set))["mean_overlap"] for s in range(args.seeds)]
         sets[name] = entry
     sets["training continuation"] = {"means": feature_means(training), "answers": len(train_examples)}
     result["continuation"] = {"examples": len(examples), "seeds": args.seeds, "call_bars": args.call_bars,

@@ -15,7 +15,7 @@ from jam.evaluation.continuation import Context, features  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBABILISTIC = ("lstm", "markov", "markov-ltm", "unigram")
-ANSWERING = ("lstm", "lstm, no key mask", "markov", "unigram", "rules", "repeat", "random-in-key")
+ANSWERING = ("lstm", "lstm, no key mask", "markov", "markov-ltm", "unigram", "rules", "repeat", "random-in-key")
 FEATURES = set(features([], Context([], frozenset(), (frozenset(),), 48)))
 
 
