@@ -45,8 +45,8 @@ class Command:
 def _cmd_ports(config: Config, args: argparse.Namespace) -> int:
     from jam.midi.ports import RtMidiSystem
 
-    system = RtMidiSystem.connect(config.api)
-    print(system.describe())
+    with RtMidiSystem.connect(config.api) as system:
+        print(system.describe())
     return 0
 
 
@@ -58,15 +58,18 @@ def _cmd_config(config: Config, args: argparse.Namespace) -> int:
 
 
 def _cmd_panic(config: Config, args: argparse.Namespace) -> int:
-    from jam.midi.ports import RtMidiSystem
+    from jam.midi.ports import RtMidiSystem, close_output
     from jam.midi.tracker import reset_messages
 
     if config.out is None:
         raise JamError("jam panic needs --out PORT (list ports with 'jam ports')")
-    system = RtMidiSystem.connect(config.api)
-    with system.open_output(config.out) as port:
-        for message in reset_messages(range(16)):
-            port.send(message)
+    with RtMidiSystem.connect(config.api) as system:
+        port = system.open_output(config.out)
+        try:
+            for message in reset_messages(range(16)):
+                port.send(message)
+        finally:
+            close_output(port)
     print(f"sent all-notes-off on 16 channels to '{port.name}'")
     return 0
 

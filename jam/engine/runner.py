@@ -5,8 +5,8 @@ A *mode* (thru forwarding, call and response) is a :class:`Mode`. The loop calls
 - ``start(scheduler)`` once, before the input port opens (send only through the scheduler);
 - ``on_message(message, when)`` on the MIDI input thread for each incoming message, with
   ``when`` = ``time.monotonic()`` at arrival (keep it short: the next message waits);
-- ``poll(now)`` on the main thread after each input message and whenever the delay it
-  last returned has passed (None: only after input), at least every :data:`MAX_WAIT` s;
+- ``poll(now)`` on the main thread after each input message, when the delay it last
+  returned has passed, and at least every :data:`MAX_WAIT` s;
 - ``stop()`` once at shutdown, after the input port closed and before the final panic.
 
 Shutdown (SIGINT, SIGTERM, SIGHUP, or an exception in any thread or in the mode): the input
@@ -22,12 +22,13 @@ import sys
 import threading
 import time
 from contextlib import ExitStack
+from typing import Callable
 
 import mido
 
 from jam.config import Config
-from jam.engine.scheduler import Scheduler
-from jam.midi.ports import VIRTUAL_IN, VIRTUAL_OUT, RtMidiSystem
+from jam.engine.scheduler import LATE_AFTER, Scheduler
+from jam.midi.ports import VIRTUAL_IN, VIRTUAL_OUT, RtMidiSystem, close_output
 from jam.service.signals import stop_on_signals, thread_errors_to
 
 log = logging.getLogger(__name__)
@@ -95,8 +96,9 @@ def run(config: Config, mode: Mode) -> int:
     with stop_on_signals(control.stop), thread_errors_to(control.fail):
         system = RtMidiSystem.connect(config.api)
         with ExitStack() as cleanup:
+            cleanup.callback(system.close)
             output = system.open_output(config.out)
-            cleanup.callback(output.close)
+            cleanup.callback(close_output, output)
             scheduler = Scheduler(output, on_error=control.fail)
             scheduler.start()
             cleanup.callback(_quietly, scheduler.close)
@@ -124,15 +126,15 @@ def run(config: Config, mode: Mode) -> int:
                     except Exception as err:  # noqa: BLE001
                         control.fail(err)
             stats = scheduler.stats()
-            log.info("stopping (%s): all notes off; sent %d messages, %d late by > 1 ms, "
+            log.info("stopping (%s): all notes off; sent %d messages, %d late by > %g ms, "
                      "worst %.2f ms", control.reason, stats.sent, stats.late,
-                     stats.max_lateness * 1e3)
+                     LATE_AFTER * 1e3, stats.max_lateness * 1e3)
     if control.error is not None:
         raise control.error
     return 0
 
 
-def _quietly(step) -> None:  # type: ignore[no-untyped-def]
+def _quietly(step: Callable[[], object]) -> None:
     """Run a cleanup step; log its failure instead of hiding the error that stopped us."""
     try:
         step()

@@ -36,6 +36,7 @@ import mido
 from jam.midi.tracker import NOTES, NoteTracker, note_offs, panic_messages
 
 REALTIME_PRIORITY = 50
+LATE_AFTER = 0.001  # s after its deadline: an event sent later counts as late
 
 _CANCEL = "cancel"
 _PANIC = "panic"
@@ -56,7 +57,7 @@ class Scheduler:
     """Owns ``port`` (anything with ``send(message)``) and sends at absolute deadlines."""
 
     def __init__(self, port: Any, *, clock: Callable[[], float] = time.monotonic,
-                 spin: float = 0.001, late_after: float = 0.001, keep_lateness: int = 0,
+                 spin: float = 0.001, late_after: float = LATE_AFTER, keep_lateness: int = 0,
                  realtime: bool = True,
                  on_error: Callable[[BaseException], None] | None = None) -> None:
         self.port = port
