@@ -214,16 +214,16 @@ def fit_pulse(onsets: Sequence[float], prior_bpm: float = 120.0, low_bpm: float 
     bpms = 60.0 / (steps * STEPS_PER_BEAT)
     cost = _grid_cost(x, steps) + PRIOR_WEIGHT * np.log2(bpms / prior_bpm) ** 2
     step = float(steps[int(np.argmin(cost))])
-    # least squares: time = start + step * k over the onsets' grid indices k
+    # least squares: time = start + step * k over the onsets' grid indices k, then again
+    # over the onsets close to that line (a note delayed by a busy machine drops out)
     k = np.round(x / step)
-    for _ in range(2):
-        inliers = np.abs(x - k * step) <= FIT_TOLERANCE
+    start = times[0]
+    for tolerance in (FIT_TOLERANCE, FIT_TOLERANCE, FIT_TOLERANCE / 2):
+        inliers = np.abs(times - start - k * step) <= tolerance
         if inliers.sum() >= 2 and np.ptp(k[inliers]) > 0:
             slope, start = np.polyfit(k[inliers], times[inliers], 1)
             step = float(slope)
-        else:
-            start = times[0]
-        k = np.round((times - start) / step)
+            k = np.round((times - start) / step)
     phases = [np.count_nonzero((k + o) % STEPS_PER_BEAT == 0) for o in range(STEPS_PER_BEAT)]
     offset = int(np.argmax(phases))  # argmax keeps the first of ties: offset 0
     beat_index = k[0] - (k[0] + offset) % STEPS_PER_BEAT  # the beat at or before the call
@@ -232,12 +232,13 @@ def fit_pulse(onsets: Sequence[float], prior_bpm: float = 120.0, low_bpm: float 
 
 
 def fit_phase(onsets: Sequence[float], clock: Clock) -> float:
-    """The clock's origin moved by the mean offset of the onsets from their nearest
+    """The clock's origin moved by the median offset of the onsets from their nearest
     sixteenth (onsets further than :data:`FIT_TOLERANCE` from it are ignored): one early or
-    late note no longer sets the grid for the answer, the average of the call does."""
+    late note (or one delayed by a busy machine) does not set the grid for the answer, the
+    call as a whole does."""
     assert clock.origin is not None
     step = clock.beat_seconds / STEPS_PER_BEAT
     x = (np.asarray(onsets, dtype=np.float64) - clock.origin) / step
     resid = (x - np.round(x)) * step
     near = resid[np.abs(resid) <= FIT_TOLERANCE]
-    return clock.origin + float(near.mean()) if near.size else clock.origin
+    return clock.origin + float(np.median(near)) if near.size else clock.origin

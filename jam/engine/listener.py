@@ -9,7 +9,7 @@ encodes it with :class:`jam.music.tokens.Encoder` using ``min_rest`` = 6 ticks (
 note: shorter gaps after a note are legato, so staccato playing does not read as rests),
 and feeds the tokens to the generator immediately, so its state is warm when the call ends.
 It keeps the token history; from it a fresh state is re-primed (``BOS`` + the last
-:data:`WINDOW` tokens from an onset, via ``reset`` + ``feed``) when the state no longer
+:data:`WINDOW` tokens from an onset, :meth:`Generator.reprime`) when the state no longer
 matches the music: a new call after more than :data:`~jam.music.tokens.MAX_SHIFT` ticks of
 silence (the gap is then one ``REST`` of that length), a call re-quantized because the
 tempo source moved the pulse when it ended, or an answer stopped early (barge-in).
@@ -209,8 +209,7 @@ class Listener:
 
     def _reprime(self, history: list[int]) -> None:
         self.history = history
-        self.generator.reset()
-        self.generator.feed(window(history))
+        self.generator.reprime(window(history))
 
 
 def window(history: Sequence[int], size: int = WINDOW) -> list[int]:

@@ -108,14 +108,13 @@ class _Answer:
 
 @dataclass
 class EngineStats:
-    """Counters, and the seconds from each call's end to its first answer note computed."""
+    """What happened since the start."""
 
     calls: int = 0
     answers: int = 0
     barge_ins: int = 0
     degraded: int = 0  # answers ended early because generation fell behind
     dropped_notes: int = 0
-    response: list[float] = field(default_factory=list)
 
 
 class CallResponse:
@@ -205,7 +204,6 @@ class CallResponse:
 
     def end_call(self, now: float, reason: str) -> list[AnswerNote | Stop]:
         """The call is over (``reason``: silence, pedal, cc, max_call): start the answer."""
-        began = time.perf_counter()
         s = self.settings
         self.listener.settle_tempo()
         unit = s.meter.bar_ticks if s.align == "bar" else tk.TICKS_PER_BEAT
@@ -229,10 +227,7 @@ class CallResponse:
         self.stats.answers += 1
         log.debug("call ended (%s) with %d notes; answering %d bars from tick %d%s", reason,
                  len(call.notes), bars, start, f" in {key.name}" if key else "")
-        out = self._compute()
-        if out:
-            self.stats.response.append(time.perf_counter() - began)
-        return list(out)
+        return list(self._compute(limit=1))  # the rest follows from the next poll, at once
 
     def _key(self, call: Call) -> Key | None:
         if self.settings.key is None:
@@ -241,8 +236,9 @@ class CallResponse:
             return estimate_key(call.notes)
         return parse_key(self.settings.key)
 
-    def _compute(self) -> list[AnswerNote]:
-        """Answer notes whose onsets fall before now + lookahead (at least the first)."""
+    def _compute(self, limit: int | None = None) -> list[AnswerNote]:
+        """Answer notes whose onsets fall before now + lookahead (at least one; at most
+        ``limit``)."""
         a = self.answer
         if a is None or a.done:
             return []
@@ -262,6 +258,8 @@ class CallResponse:
                                         on, self.clock.seconds(end)))
             if a.made >= a.end:
                 a.done = True
+            if limit is not None and len(notes) >= limit:
+                break
         return notes
 
     def _degrade(self, a: _Answer, at: int) -> None:

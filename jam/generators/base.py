@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -48,6 +48,12 @@ class Generator(ABC):
     @abstractmethod
     def continuation(self, spec: AnswerSpec, rng: np.random.Generator) -> Iterator[int]:
         """Yield answer tokens one at a time, without end; each is fed back before the next."""
+
+    def reprime(self, tokens: Sequence[int]) -> None:
+        """Forget everything, then condition on ``tokens`` (recent history starting at an
+        onset). This default is reset + feed; a generator with a faster way overrides it."""
+        self.reset()
+        self.feed(tokens)
 
 
 class ProbabilisticGenerator(Generator):

@@ -10,7 +10,7 @@ trained on windows that start that way.
 from __future__ import annotations
 
 from collections import deque
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -48,13 +48,17 @@ class LstmGenerator(ProbabilisticGenerator):
             self._window.append(token)
             self._previous = token
 
-    def reprime(self) -> None:
-        """A fresh state from BOS and the recent tokens (starting at a note or rest)."""
-        recent = list(self._window)
+    def reprime(self, tokens: Sequence[int] | None = None) -> None:
+        """A fresh state from BOS and ``tokens`` (default: the recent tokens), starting at a
+        note or rest, in one run."""
+        recent = list(self._window if tokens is None else tokens)[-self._window.maxlen:]
         while recent and not (tk.is_pitch(recent[0]) or recent[0] == tk.REST):
             recent.pop(0)  # a window must start at an onset, as in training
         self.model.reset()
         self._logits = self.model.prime([tk.BOS, *recent])
+        self._window.clear()
+        self._window.extend(recent)
+        self._previous = recent[-1] if recent else None
 
     def next_logits(self) -> np.ndarray:
         return self._logits.copy()

@@ -59,18 +59,22 @@ def pitch_class_weights(notes: Iterable[Note]) -> np.ndarray:
     return weights
 
 
+def _zscore(x: np.ndarray) -> np.ndarray:
+    return (x - x.mean(axis=-1, keepdims=True)) / x.std(axis=-1, keepdims=True)
+
+
+KEYS = [Key(t, m) for m in ("major", "minor") for t in range(12)]
+# the 24 rotated profiles, standardized: correlation = mean of z(histogram) * z(profile)
+_PROFILE_Z = _zscore(np.array([np.roll(PROFILES[k.mode], k.tonic) for k in KEYS]))
+
+
 def key_scores(notes: Iterable[Note]) -> dict[Key, float]:
-    """Correlation of the call's histogram with each of the 24 key profiles."""
+    """Correlation of the call's histogram with each of the 24 key profiles (0 for none)."""
     weights = pitch_class_weights(notes)
-    scores: dict[Key, float] = {}
-    for mode in ("major", "minor"):
-        for tonic in range(12):
-            profile = np.roll(PROFILES[mode], tonic)
-            if weights.std() == 0:
-                scores[Key(tonic, mode)] = 0.0
-            else:
-                scores[Key(tonic, mode)] = float(np.corrcoef(weights, profile)[0, 1])
-    return scores
+    if weights.std() == 0:
+        return dict.fromkeys(KEYS, 0.0)
+    scores = _PROFILE_Z @ _zscore(weights) / 12
+    return {key: float(score) for key, score in zip(KEYS, scores)}
 
 
 def estimate_key(notes: Iterable[Note], candidates: Sequence[Key] | None = None) -> Key:
@@ -86,8 +90,7 @@ def estimate_key(notes: Iterable[Note], candidates: Sequence[Key] | None = None)
 def keys_within(pitch_classes: Iterable[int]) -> list[Key]:
     """Keys whose whole scale lies inside the given pitch classes."""
     allowed = set(pitch_classes)
-    return [Key(t, m) for m in ("major", "minor") for t in range(12)
-            if set(Key(t, m).scale) <= allowed]
+    return [key for key in KEYS if set(key.scale) <= allowed]
 
 
 def degree_of(pitch: int, scale: Sequence[int]) -> int:

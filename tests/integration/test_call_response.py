@@ -11,7 +11,7 @@ from importlib import resources
 import mido
 import pytest
 
-from jackd import JamProcess, wait_for
+from jackd import wait_for
 
 TOLERANCE = 0.010  # s: the acceptance bound for "on the beat" and "on the grid"
 TICKS = 12  # grid ticks per beat
@@ -73,19 +73,9 @@ def notes_of(received):
 
 
 @pytest.fixture
-def jam(keyboard, synth, jam_env):
-    started = []
-
-    def start(*args):
-        process = JamProcess(["--api", "jack", "--in", keyboard.full_name,
-                              "--out", synth.full_name, "--seed", "1", *args], jam_env)
-        started.append(process)
-        process.wait_ready()
-        return process
-
-    yield start
-    for process in started:
-        process.kill()
+def jam(start_jam):
+    """``jam(*args)``: jam in call mode between the test keyboard and synth, seeded."""
+    return lambda *args: start_jam("--seed", "1", *args)
 
 
 def quiet_for(synth, seconds: float, timeout: float) -> bool:
