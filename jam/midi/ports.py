@@ -27,7 +27,9 @@ ALSA_SEQUENCER = Path("/dev/snd/seq")
 CLIENT_NAME = "jam"
 VIRTUAL_IN = "jam in"
 VIRTUAL_OUT = "jam out"
-POLL_INTERVAL = 0.0005  # s: how often a PolledInput looks at rtmidi's queue when it is empty
+POLL_INTERVAL = 0.0005  # s between looks at rtmidi's queue while input is coming in
+IDLE_POLL_INTERVAL = 0.002  # s between looks after IDLE_POLLS empty looks (~1 s of silence)
+IDLE_POLLS = 2000
 QUEUE_LIMIT = 8192  # messages rtmidi may hold for a PolledInput
 OUTPUT_DRAIN = 0.1  # s an output stays open after its last message (see close_output)
 
@@ -173,7 +175,9 @@ class PolledInput:
     hands it stale or missing events. Measured here (2,000 messages through a thru client
     on a loaded 2-core machine): 5 of 6 runs with callbacks received runs of repeated
     messages, 0 of 5 with polling. Polling keeps JACK's thread free of Python, at the cost
-    of up to :data:`POLL_INTERVAL` of added latency. ``dropped`` counts undecodable input.
+    of up to :data:`POLL_INTERVAL` of added latency (:data:`IDLE_POLL_INTERVAL` for the
+    first message after about a second of silence, which keeps idle CPU use low).
+    ``dropped`` counts undecodable input.
     """
 
     def __init__(self, api: str, name: str, virtual: bool,
@@ -204,11 +208,14 @@ class PolledInput:
 
     def _poll(self) -> None:
         get, stop, callback = self._rt.get_message, self._stop, self._callback
+        empty = 0
         while not stop.is_set():
             event = get()
             if event is None:
-                time.sleep(POLL_INTERVAL)
+                empty += 1
+                time.sleep(POLL_INTERVAL if empty < IDLE_POLLS else IDLE_POLL_INTERVAL)
                 continue
+            empty = 0
             try:
                 message = mido.Message.from_bytes(event[0])
             except ValueError:
