@@ -300,6 +300,13 @@ def markdown(result: dict) -> str:
                  fmt(vs_train and vs_train["mean_overlap"])]
         cells += [fmt(entry["means"][f], 2) for f in TABLE_FEATURES]
         lines.append("| " + " | ".join(cells) + " |")
+    compared = {name: e["vs_real"]["features"] for name, e in c["sets"].items() if e.get("vs_real")}
+    features = list(next(iter(compared.values())))
+    lines += ["", "### Overlap with the true continuations, per feature", "",
+              "| generator | " + " | ".join(features) + " |", "|---|" + "---|" * len(features)]
+    for name, per_feature in compared.items():
+        cells = [fmt(per_feature[f]["overlap"], 2) if f in per_feature else "-" for f in features]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines.append("")
     return "\n".join(lines)
 
