@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from jam.dataset import Tune, read_split, write_split
+from jam.dataset import Tune, data_hash, read_split, write_split
 from jam.engine.session import EngineSettings
 from jam.errors import JamError
 from jam.evaluation import continuation as cont
@@ -267,7 +267,11 @@ def fmt(value, digits: int = 3) -> str:
 
 
 def markdown(result: dict) -> str:
-    lines = [f"# Evaluation ({result['config']['data']})", ""]
+    config = result["config"]
+    lines = [f"# Evaluation ({config['data']}, model {config['model']})", ""]
+    if not config["model_trained_on_this_data"]:
+        lines += ["**The LSTM was not trained on this dataset (its data hash differs): its test "
+                  "figures may include tunes it was trained on.**", ""]
     subsets = (("test", "test"), ("test_unseen_opening", "test, opening unseen"),
                ("chorale_test", "chorale test"), ("chorale_test_unseen_opening", "chorale test, opening unseen"))
     lines += ["## Likelihood (held-out test tunes; bits per note: all tokens / pitch only)", "",
@@ -384,7 +388,9 @@ def run(args: argparse.Namespace) -> dict:
         "markov-ltm": markov(args.markov_order, False).fit(fitted),
         "unigram": markov(0, False).fit(fitted),
     }
-    result: dict = {"config": {**vars(args), "model": str(lstm_model.path),
+    data_sha = data_hash(args.data)
+    result: dict = {"config": {**vars(args), "model": str(lstm_model.path), "data_sha256": data_sha,
+                               "model_trained_on_this_data": lstm_model.metadata.get("jam.data.sha256") == data_sha,
                                "model_metadata": lstm_model.metadata,
                                "engine_sampler": vars(EngineSettings().sampler)}}
     result["likelihood"] = likelihoods(probabilistic, test, train)
