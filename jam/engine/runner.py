@@ -28,7 +28,7 @@ import mido
 
 from jam.config import Config
 from jam.engine.scheduler import LATE_AFTER, Scheduler
-from jam.midi.ports import VIRTUAL_IN, VIRTUAL_OUT, RtMidiSystem, close_output
+from jam.midi.ports import CONNECT_HINTS, VIRTUAL_IN, VIRTUAL_OUT, RtMidiSystem, close_output
 from jam.service.signals import stop_on_signals, thread_errors_to
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,9 @@ def run(config: Config, mode: Mode) -> int:
 
             input_port = system.open_input(config.in_, callback=on_input)
             cleanup.callback(input_port.close)
+            if input_port.name == VIRTUAL_IN or output.name == VIRTUAL_OUT:
+                log.info("connecting to jam's virtual ports (%s API): %s", system.api,
+                         CONNECT_HINTS[system.api])
             log.info("%s mode (%s API): input %s, output %s; scheduler: %s; Ctrl-C stops",
                      mode.name, system.api, _describe(input_port, VIRTUAL_IN, "keyboard"),
                      _describe(output, VIRTUAL_OUT, "synth"), scheduler.realtime)

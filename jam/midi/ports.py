@@ -42,6 +42,14 @@ HINTS = {
 }
 
 
+CONNECT_HINTS = {  # how a user connects other programs or devices to jam's virtual ports
+    "alsa": "'aconnect -l' lists, 'aconnect FROM TO' connects, or use a patchbay",
+    "jack": "'jack_lsp' lists, 'jack_connect FROM TO' connects, or use a patchbay",
+    "coremidi": "choose it in your program's MIDI settings",
+    "winmm": "",
+}
+
+
 def choose_api(requested: str, platform: str = sys.platform,
                alsa_sequencer: bool | None = None) -> str:
     """The API to use: ``requested`` unless "auto", which picks the platform default
