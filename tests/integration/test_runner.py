@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 
 import mido
@@ -44,6 +46,16 @@ def play_when_ready(mode, keyboard):
     return thread
 
 
+@pytest.fixture(autouse=True)
+def sigterm_after_10_s():
+    """If the run does not stop by itself, SIGTERM stops it (run() then returns 0 and the
+    test fails instead of hanging)."""
+    timer = threading.Timer(10, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.start()
+    yield
+    timer.cancel()
+
+
 @pytest.fixture
 def config(keyboard, synth, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
@@ -79,3 +91,27 @@ def test_cli_reports_an_internal_error_on_one_line_with_exit_1(keyboard, synth, 
     assert code == 1
     assert err[-1].startswith("jam: internal error: RuntimeError: boom in the input thread")
     assert "--debug" in err[-1] and not any("Traceback" in line for line in err)
+
+
+class ThreadFailingThru(FailingThru):
+    """Forwards like thru; a helper thread of its own dies once the input is open."""
+
+    def on_message(self, message, when):
+        ThruMode.on_message(self, message, when)
+        if message.type == "note_on" and message.note == 64:
+            threading.Thread(target=self._explode, daemon=True).start()
+
+    @staticmethod
+    def _explode():
+        raise ValueError("helper thread died")
+
+
+def test_uncaught_error_in_any_thread_stops_the_run_cleanly(config, keyboard, synth):
+    mode = ThreadFailingThru()
+    player = play_when_ready(mode, keyboard)
+    with pytest.raises(ValueError, match="helper thread died"):
+        run(config, mode)
+    player.join(5)
+    assert synth.wait_count(1, where=lambda m: m.type == "control_change" and m.control == 120)
+    offs = sorted(m.note for m in synth.messages() if m.type == "note_off")
+    assert offs == [60, 62, 64]
