@@ -4,8 +4,9 @@
     python tools/evaluate.py --quick --out out/evaluation-quick             # CI: tiny data
 
 1. Likelihood (bits per note, all tokens; pitch-only bits per note) of every probabilistic
-   generator on the test tunes, on the Bach chorale test tunes, and a 10-fold
-   cross-validation on the chorales alone for the Markov models (IDyOM's protocol).
+   generator on the test tunes, on the test tunes of one corpus (``--corpus``, default the
+   Bach chorale soprano lines), and a 10-fold cross-validation on that corpus alone for the
+   Markov models (IDyOM's protocol; e.g. ``--corpus essenFolksong`` if you prepared Essen).
 2. Continuations: the first ``--call-bars`` bars of each test tune are the call; each
    generator answers for ``--answer-bars`` bars (``--seeds`` seeds, the engine's default
    sampling, key and range mask); every metric of :mod:`jam.evaluation.continuation` is
@@ -67,7 +68,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--markov-order", type=int, default=12, help="longest Markov context, tokens")
     p.add_argument("--max-set", type=int, default=300, help="melodies per set in the set comparison")
     p.add_argument("--max-tunes", type=int, default=None, help="use only the first N test tunes")
-    p.add_argument("--folds", type=int, default=10, help="cross-validation folds on the chorales")
+    p.add_argument("--corpus", default=CHORALES, help="source evaluated alone and cross-validated")
+    p.add_argument("--folds", type=int, default=10, help="cross-validation folds on --corpus")
     p.add_argument("--overwrite", action="store_true", help="replace results already in --out")
     return p.parse_args(argv)
 
@@ -127,10 +129,10 @@ def opening(tune: Tune, intervals: int = OPENING) -> tuple[int, ...]:
     return tuple(b - a for a, b in zip(pitches, pitches[1 : intervals + 1]))
 
 
-def chorale_cross_validation(chorales: list[Tune], folds: int, order: int) -> dict:
-    """IDyOM's protocol for our Markov models: k-fold CV on the chorales alone, pitch-only
+def corpus_cross_validation(chorales: list[Tune], folds: int, order: int) -> dict:
+    """IDyOM's protocol for our Markov models: k-fold CV on one corpus alone, pitch-only
     bits per note; with our pitch+rhythm tokens, and with pitch-only input sequences. Folds
-    are drawn by melody (opening), so versions of one chorale tune never straddle a fold."""
+    are drawn by melody (opening), so versions of one tune never straddle a fold."""
     melodies = sorted({opening(c) for c in chorales})
     fold_of_melody = dict(zip(melodies, np.random.default_rng(0).permutation(len(melodies)) % folds))
     fold_of = [fold_of_melody[opening(c)] for c in chorales]
@@ -155,15 +157,16 @@ def chorale_cross_validation(chorales: list[Tune], folds: int, order: int) -> di
     return {"folds": folds, "order": order, "melodies": len(melodies), "models": results}
 
 
-def likelihoods(models: dict[str, ProbabilisticGenerator], test: list[Tune], train: list[Tune]) -> dict:
-    """Pooled figures on the test tunes and on subsets: the chorales, and the tunes whose
+def likelihoods(models: dict[str, ProbabilisticGenerator], test: list[Tune], train: list[Tune],
+                corpus: str) -> dict:
+    """Pooled figures on the test tunes and on subsets: one corpus, and the tunes whose
     opening does not occur in training (near-duplicates across tune books flatter a model)."""
     seen = {opening(t) for t in train}
     subsets = {
         "test": [True] * len(test),
         "test_unseen_opening": [opening(t) not in seen for t in test],
-        "chorale_test": [t.source == CHORALES for t in test],
-        "chorale_test_unseen_opening": [t.source == CHORALES and opening(t) not in seen for t in test],
+        "corpus_test": [t.source == corpus for t in test],
+        "corpus_test_unseen_opening": [t.source == corpus and opening(t) not in seen for t in test],
     }
     out = {}
     for name, model in models.items():
@@ -273,7 +276,8 @@ def markdown(result: dict) -> str:
         lines += ["**The LSTM was not trained on this dataset (its data hash differs): its test "
                   "figures may include tunes it was trained on.**", ""]
     subsets = (("test", "test"), ("test_unseen_opening", "test, opening unseen"),
-               ("chorale_test", "chorale test"), ("chorale_test_unseen_opening", "chorale test, opening unseen"))
+               ("corpus_test", f"{config['corpus']} test"),
+               ("corpus_test_unseen_opening", f"{config['corpus']} test, opening unseen"))
     lines += ["## Likelihood (held-out test tunes; bits per note: all tokens / pitch only)", "",
               "| generator | " + " | ".join(f"{label} ({result['likelihood_sizes'].get(key, '-')})"
                                          for key, label in subsets) + " |",
@@ -282,8 +286,8 @@ def markdown(result: dict) -> str:
         cells = [f"{fmt(entry[k]['bits_per_note'])} / {fmt(entry[k]['pitch_bits_per_note'])}"
                  if k in entry else "-" for k, _ in subsets]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    cv = result["chorale_cv"]
-    lines += ["", f"## Chorale soprano lines, {cv['folds']}-fold cross-validation on the chorales alone "
+    cv = result["corpus_cv"]
+    lines += ["", f"## {config['corpus']}: {cv['folds']}-fold cross-validation on this corpus alone "
               f"(Markov order {cv['order']}; folds by melody, {cv['melodies']} melodies)", "",
               "| model | pitch-only bits/note | bits/note | notes |", "|---|---|---|---|"]
     for name, entry in cv["models"].items():
@@ -380,6 +384,11 @@ def run(args: argparse.Namespace) -> dict:
     train, test = read_split(args.data, "train"), read_split(args.data, "test")
     if args.max_tunes:
         test = test[: args.max_tunes]
+    corpus = [t for split in ("train", "valid", "test") for t in read_split(args.data, split)
+              if t.source == args.corpus]
+    if len(corpus) < args.folds:
+        raise JamError(f"corpus {args.corpus!r} has {len(corpus)} tunes in {args.data}, too few for "
+                       f"{args.folds} folds; pass --corpus with a source of summary.json")
     lstm_model = load_model(args.model, device="cpu")
     fitted = [t.tokens for t in train]
     probabilistic: dict[str, ProbabilisticGenerator] = {
@@ -393,12 +402,10 @@ def run(args: argparse.Namespace) -> dict:
                                "model_trained_on_this_data": lstm_model.metadata.get("jam.data.sha256") == data_sha,
                                "model_metadata": lstm_model.metadata,
                                "engine_sampler": vars(EngineSettings().sampler)}}
-    result["likelihood"] = likelihoods(probabilistic, test, train)
-    all_chorales = [t for split in ("train", "valid", "test") for t in read_split(args.data, split)
-                    if t.source == CHORALES]
+    result["likelihood"] = likelihoods(probabilistic, test, train, args.corpus)
     first = next(iter(result["likelihood"].values()))
     result["likelihood_sizes"] = {k: f"{v['tunes']} tunes, {v['notes']} notes" for k, v in first.items()}
-    result["chorale_cv"] = chorale_cross_validation(all_chorales, args.folds, args.markov_order)
+    result["corpus_cv"] = corpus_cross_validation(corpus, args.folds, args.markov_order)
 
     examples = examples_of(test, args)
     train_examples = examples_of(train, args)

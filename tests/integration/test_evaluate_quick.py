@@ -32,10 +32,10 @@ def test_quick_evaluation_reports_every_metric_for_every_generator(tmp_path):
 
     assert set(result["likelihood"]) == set(PROBABILISTIC)
     for entry in result["likelihood"].values():
-        for part in ("test", "chorale_test"):
+        for part in ("test", "corpus_test"):
             assert finite(entry[part]["bits_per_note"]) and finite(entry[part]["pitch_bits_per_note"])
             assert entry[part]["pitch_bits_per_note"] < entry[part]["bits_per_note"]
-    for entry in result["chorale_cv"]["models"].values():
+    for entry in result["corpus_cv"]["models"].values():
         assert finite(entry["pitch_bits_per_note"]) and entry["notes"] > 0
 
     sets = result["continuation"]["sets"]
