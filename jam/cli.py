@@ -18,11 +18,14 @@ import logging
 import sys
 import traceback
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from jam import __version__
 from jam.config import OPTIONS, Config, build_config, parse_cli_value
 from jam.errors import JamError
+
+if TYPE_CHECKING:
+    from jam.engine.runner import Mode
 
 
 class _Parser(argparse.ArgumentParser):
@@ -104,20 +107,20 @@ COMMANDS: tuple[Command, ...] = (
 )
 
 
-def _call_mode(config: Config) -> Any:
+def _call_mode(config: Config) -> Mode:
     from jam.engine.session import CallMode
 
     return CallMode.from_config(config)
 
 
-def _thru_mode(config: Config) -> Any:
+def _thru_mode(config: Config) -> Mode:
     from jam.engine.thru import ThruMode
 
     return ThruMode(channel=config.channel)
 
 
 # --mode value -> factory(config) returning the mode object the run loop drives
-MODES: dict[str, Callable[[Config], Any]] = {"call": _call_mode, "thru": _thru_mode}
+MODES: dict[str, Callable[[Config], Mode]] = {"call": _call_mode, "thru": _thru_mode}
 
 
 def _run_main(config: Config, args: argparse.Namespace) -> int:
