@@ -63,15 +63,21 @@ def config(keyboard, synth, tmp_path, monkeypatch):
                          "mode": "thru"})
 
 
-def test_error_in_a_thread_releases_held_notes_then_raises(config, keyboard, synth):
-    mode = FailingThru()
+def run_into_error(config, mode, keyboard, synth, error, match):
+    """Run ``mode`` while the keyboard plays; expect ``error``; return what the synth got
+    once the shutdown's last message (CC120) is in."""
     player = play_when_ready(mode, keyboard)
-    with pytest.raises(RuntimeError, match="boom"):
+    with pytest.raises(error, match=match):
         run(config, mode)
     player.join(5)
     assert synth.wait_count(1, where=lambda m: m.type == "control_change" and m.control == 120)
+    return synth.messages()
+
+
+def test_error_in_a_thread_releases_held_notes_then_raises(config, keyboard, synth):
+    received = run_into_error(config, FailingThru(), keyboard, synth, RuntimeError, "boom")
     kinds = [(m.type, getattr(m, "note", None), getattr(m, "control", None))
-             for m in synth.messages()]
+             for m in received]
     assert kinds == [("note_on", 60, None), ("note_on", 62, None),
                      ("note_off", 60, None), ("note_off", 62, None),
                      ("control_change", None, 64), ("control_change", None, 123),
@@ -107,11 +113,7 @@ class ThreadFailingThru(FailingThru):
 
 
 def test_uncaught_error_in_any_thread_stops_the_run_cleanly(config, keyboard, synth):
-    mode = ThreadFailingThru()
-    player = play_when_ready(mode, keyboard)
-    with pytest.raises(ValueError, match="helper thread died"):
-        run(config, mode)
-    player.join(5)
-    assert synth.wait_count(1, where=lambda m: m.type == "control_change" and m.control == 120)
-    offs = sorted(m.note for m in synth.messages() if m.type == "note_off")
+    received = run_into_error(config, ThreadFailingThru(), keyboard, synth, ValueError,
+                              "helper thread died")
+    offs = sorted(m.note for m in received if m.type == "note_off")
     assert offs == [60, 62, 64]
