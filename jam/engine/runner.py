@@ -18,8 +18,9 @@ again after the cleanup (the CLI prints it on one line).
 from __future__ import annotations
 
 import logging
+import select
+import socket
 import sys
-import threading
 import time
 from contextlib import ExitStack
 from typing import Callable
@@ -57,13 +58,21 @@ class Mode:
 
 
 class RunControl:
-    """Stop flag, first error and wake-up for the main loop (safe from signal handlers:
-    :meth:`stop` only sets attributes)."""
+    """Stop flag, first error, and the main loop's wake-up: a socket pair that input threads
+    write to (:meth:`wake`) and that signals wake through :func:`signal.set_wakeup_fd`
+    (:attr:`wakeup_fd`), so a stop is noticed at once. :meth:`stop` only sets an attribute
+    (safe in a signal handler)."""
 
     def __init__(self) -> None:
         self.reason: str | None = None
         self.error: BaseException | None = None
-        self._wake = threading.Event()
+        self._receiver, self._sender = socket.socketpair()
+        for end in (self._receiver, self._sender):
+            end.setblocking(False)
+
+    @property
+    def wakeup_fd(self) -> int:
+        return self._sender.fileno()
 
     def stop(self, reason: str) -> None:
         if self.reason is None:
@@ -73,14 +82,26 @@ class RunControl:
         if self.error is None:
             self.error = error
         self.stop(f"error: {error}")
-        self._wake.set()
+        self.wake()
 
     def wake(self) -> None:
-        self._wake.set()
+        try:
+            self._sender.send(b"w")
+        except (BlockingIOError, OSError):  # full: a wake-up is pending anyway; or closed
+            pass
 
     def wait(self, timeout: float) -> None:
-        self._wake.wait(timeout)
-        self._wake.clear()
+        """Return after ``timeout`` seconds, or sooner when woken."""
+        if select.select([self._receiver], [], [], timeout)[0]:
+            try:
+                while self._receiver.recv(4096):
+                    pass
+            except BlockingIOError:
+                pass
+
+    def close(self) -> None:
+        self._receiver.close()
+        self._sender.close()
 
 
 def _describe(port: mido.ports.BasePort, virtual_name: str, device: str) -> str:
@@ -93,45 +114,47 @@ def run(config: Config, mode: Mode) -> int:
     """Run ``mode`` until a stop signal (returns 0) or an error (raised after cleanup)."""
     control = RunControl()
     sys.setswitchinterval(SWITCH_INTERVAL)
-    with stop_on_signals(control.stop), thread_errors_to(control.fail):
+    with ExitStack() as cleanup:
+        cleanup.callback(control.close)
+        cleanup.enter_context(stop_on_signals(control.stop, control.wakeup_fd))
+        cleanup.enter_context(thread_errors_to(control.fail))
         system = RtMidiSystem.connect(config.api)
-        with ExitStack() as cleanup:
-            cleanup.callback(system.close)
-            output = system.open_output(config.out)
-            cleanup.callback(close_output, output)
-            scheduler = Scheduler(output, on_error=control.fail)
-            scheduler.start()
-            cleanup.callback(_quietly, scheduler.close)
-            mode.start(scheduler)
-            cleanup.callback(_quietly, mode.stop)
+        cleanup.callback(system.close)
+        output = system.open_output(config.out)
+        cleanup.callback(close_output, output)
+        scheduler = Scheduler(output, on_error=control.fail)
+        scheduler.start()
+        cleanup.callback(_quietly, scheduler.close)
+        mode.start(scheduler)
+        cleanup.callback(_quietly, mode.stop)
 
-            def on_input(message: mido.Message) -> None:
+        def on_input(message: mido.Message) -> None:
+            try:
+                mode.on_message(message, time.monotonic())
+            except BaseException as err:  # noqa: BLE001 - stops the run, never lost
+                control.fail(err)
+            control.wake()
+
+        input_port = system.open_input(config.in_, callback=on_input)
+        cleanup.callback(input_port.close)
+        if input_port.name == VIRTUAL_IN or output.name == VIRTUAL_OUT:
+            log.info("connecting to jam's virtual ports (%s API): %s", system.api,
+                     CONNECT_HINTS[system.api])
+        log.info("%s mode (%s API): input %s, output %s; scheduler: %s; Ctrl-C stops",
+                 mode.name, system.api, _describe(input_port, VIRTUAL_IN, "keyboard"),
+                 _describe(output, VIRTUAL_OUT, "synth"), scheduler.realtime)
+        delay: float | None = None
+        while control.reason is None:
+            control.wait(MAX_WAIT if delay is None else min(max(delay, 0.0), MAX_WAIT))
+            if control.reason is None:
                 try:
-                    mode.on_message(message, time.monotonic())
-                except BaseException as err:  # noqa: BLE001 - stops the run, never lost
+                    delay = mode.poll(time.monotonic())
+                except Exception as err:  # noqa: BLE001
                     control.fail(err)
-                control.wake()
-
-            input_port = system.open_input(config.in_, callback=on_input)
-            cleanup.callback(input_port.close)
-            if input_port.name == VIRTUAL_IN or output.name == VIRTUAL_OUT:
-                log.info("connecting to jam's virtual ports (%s API): %s", system.api,
-                         CONNECT_HINTS[system.api])
-            log.info("%s mode (%s API): input %s, output %s; scheduler: %s; Ctrl-C stops",
-                     mode.name, system.api, _describe(input_port, VIRTUAL_IN, "keyboard"),
-                     _describe(output, VIRTUAL_OUT, "synth"), scheduler.realtime)
-            delay: float | None = None
-            while control.reason is None:
-                control.wait(MAX_WAIT if delay is None else min(max(delay, 0.0), MAX_WAIT))
-                if control.reason is None:
-                    try:
-                        delay = mode.poll(time.monotonic())
-                    except Exception as err:  # noqa: BLE001
-                        control.fail(err)
-            stats = scheduler.stats()
-            log.info("stopping (%s): all notes off; sent %d messages, %d late by > %g ms, "
-                     "worst %.2f ms", control.reason, stats.sent, stats.late,
-                     LATE_AFTER * 1e3, stats.max_lateness * 1e3)
+        stats = scheduler.stats()
+        log.info("stopping (%s): all notes off; sent %d messages, %d late by > %g ms, "
+                 "worst %.2f ms", control.reason, stats.sent, stats.late,
+                 LATE_AFTER * 1e3, stats.max_lateness * 1e3)
     if control.error is not None:
         raise control.error
     return 0

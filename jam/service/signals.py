@@ -16,16 +16,22 @@ STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SI
 
 
 @contextlib.contextmanager
-def stop_on_signals(stop: Callable[[str], None]) -> Iterator[None]:
-    """While inside, a stop signal calls ``stop(signal name)`` instead of killing us."""
+def stop_on_signals(stop: Callable[[str], None], wakeup_fd: int | None = None
+                    ) -> Iterator[None]:
+    """While inside, a stop signal calls ``stop(signal name)`` instead of killing us; with
+    ``wakeup_fd`` (a non-blocking socket or pipe), the signal also writes a byte to it, so
+    a main loop waiting in ``select`` wakes at once. Main thread only."""
 
     def handler(signum: int, frame: object) -> None:
         stop(signal.Signals(signum).name)
 
     previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    previous_fd = signal.set_wakeup_fd(wakeup_fd) if wakeup_fd is not None else None
     try:
         yield
     finally:
+        if previous_fd is not None:
+            signal.set_wakeup_fd(previous_fd)
         for sig, old in previous.items():
             signal.signal(sig, old)
 
