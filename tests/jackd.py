@@ -4,7 +4,8 @@
 told otherwise), waits until clients can connect, and stops it by pid, removing the
 ``/dev/shm`` files that carry its name. Clients in this process find it through
 ``JACK_DEFAULT_SERVER`` (set by the fixtures); subprocesses get :meth:`JackServer.env`.
-The keyboard and the synth are ordinary mido ports on the rtmidi JACK backend.
+The keyboard is a mido output port on the rtmidi JACK backend; the synth reads with jam's
+``PolledInput`` (see :class:`Synth`); :class:`JamProcess` runs ``python -m jam``.
 """
 
 from __future__ import annotations
