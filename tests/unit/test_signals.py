@@ -1,0 +1,39 @@
+"""Stop signals become a call and a wake-up byte; uncaught thread errors are reported."""
+
+import os
+import signal
+import socket
+import threading
+
+import pytest
+
+from jam.service.signals import STOP_SIGNALS, stop_on_signals, thread_errors_to
+
+
+@pytest.mark.parametrize("sig", STOP_SIGNALS, ids=lambda s: signal.Signals(s).name)
+def test_stop_signal_calls_stop_and_wakes_the_loop(sig):
+    calls = []
+    receiver, sender = socket.socketpair()
+    sender.setblocking(False)
+    before = signal.getsignal(sig)
+    try:
+        with stop_on_signals(calls.append, sender.fileno()):
+            os.kill(os.getpid(), sig)
+            receiver.settimeout(5)
+            assert receiver.recv(1)  # the signal number, written by the C-level handler
+        assert calls == [signal.Signals(sig).name]
+        assert signal.getsignal(sig) is before  # handlers restored on exit
+    finally:
+        receiver.close()
+        sender.close()
+
+
+def test_uncaught_thread_error_is_reported_once_inside_only():
+    errors = []
+    before = threading.excepthook
+    with thread_errors_to(errors.append):
+        worker = threading.Thread(target=lambda: 1 / 0)
+        worker.start()
+        worker.join()
+    assert len(errors) == 1 and isinstance(errors[0], ZeroDivisionError)
+    assert threading.excepthook is before
