@@ -19,6 +19,7 @@ of every call:
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from abc import ABC
 from dataclasses import dataclass
@@ -241,4 +242,4 @@ def fit_phase(onsets: Sequence[float], clock: Clock) -> float:
     x = (np.asarray(onsets, dtype=np.float64) - clock.origin) / step
     resid = (x - np.round(x)) * step
     near = resid[np.abs(resid) <= FIT_TOLERANCE]
-    return clock.origin + float(np.median(near)) if near.size else clock.origin
+    return clock.origin + statistics.median(near.tolist()) if near.size else clock.origin

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterator
 
 import mido
@@ -114,7 +114,6 @@ class EngineStats:
     answers: int = 0
     barge_ins: int = 0
     degraded: int = 0  # answers ended early because generation fell behind
-    dropped_notes: int = 0
 
 
 class CallResponse:
@@ -147,8 +146,7 @@ class CallResponse:
 
     def note_on(self, pitch: int, velocity: int, t: float) -> list[AnswerNote | Stop]:
         out: list[AnswerNote | Stop] = []
-        if self.answer is not None:
-            out += self.poll(t)  # it may have ended by now
+        self._retire(t)  # the answer may be over by now
         if self.answer is not None:
             if self.settings.barge_in == "ignore":
                 self._ignored.add(pitch)
@@ -196,11 +194,15 @@ class CallResponse:
                 return self.end_call(now, due[1])
             return []
         out: list[AnswerNote | Stop] = list(self._compute())
+        self._retire(now)
+        return out
+
+    def _retire(self, now: float) -> None:
+        """Back to listening once the whole answer is computed and has ended."""
         a = self.answer
-        if a.done and now >= self.clock.seconds(a.end):
+        if a is not None and a.done and now >= self.clock.seconds(a.end):
             self.listener.answered(a.taken, a.start, a.end, stopped=a.cut_short)
             self.answer = None
-        return out
 
     def end_call(self, now: float, reason: str) -> list[AnswerNote | Stop]:
         """The call is over (``reason``: silence, pedal, cc, max_call): start the answer."""
@@ -265,10 +267,11 @@ class CallResponse:
     def _degrade(self, a: _Answer, at: int) -> None:
         a.done, a.end, a.cut_short = True, at, True
         self.stats.degraded += 1
-        self.stats.dropped_notes += 1
-        log.warning("answer %d ended early at tick %d: generation fell behind the %.2f-beat "
-                    "lookahead (%d answers so far)", a.id, at, self.settings.lookahead,
-                    self.stats.degraded)
+        if self.stats.degraded == 1:  # once; the total is logged at the end
+            log.warning("answer %d ended early at tick %d: generation fell behind the "
+                        "%.2f-beat lookahead (the machine is too slow or busy; a smaller "
+                        "model or a longer --lookahead helps)", a.id, at,
+                        self.settings.lookahead)
 
     def _velocity(self, a: _Answer, tick: int) -> int:
         accent = ACCENT if tick % self.settings.meter.bar_ticks == 0 else 0
@@ -298,6 +301,18 @@ def make_generator(model: str | None, device: str = "auto") -> Generator:
     return LstmGenerator(load_model(model, device))
 
 
+def warm_up(generator: Generator, settings: EngineSettings, follow: bool) -> None:
+    """Answer a 4-note call offline once, so one-time costs (lazy imports, the first
+    onnxruntime runs) are paid before the first real call, not between its end and the
+    answer's first note. The engine built afterwards resets the generator."""
+    from jam.engine.offline import respond
+    from jam.midi.files import Phrase
+
+    call = [tk.Note(60 + 2 * i, 12 * i, 10) for i in range(4)]
+    respond(Phrase(call), generator, replace(settings, answer_bars=1), follow=follow,
+            rng=np.random.default_rng(0))
+
+
 def make_tempo(tempo: str, bpm: float) -> TempoSource:
     """``--tempo fixed|follow`` with ``--bpm`` (follow: the first guess)."""
     return FollowTempo(bpm) if tempo == "follow" else FixedTempo(bpm)
@@ -324,9 +339,10 @@ class CallMode(Mode):
     @classmethod
     def from_config(cls, config: Any) -> "CallMode":
         settings = EngineSettings.from_config(config)
+        generator = make_generator(config.model, config.device)
+        warm_up(generator, settings, config.tempo == "follow")
         clock = Clock(config.bpm, settings.meter)
-        engine = CallResponse(make_generator(config.model, config.device), clock,
-                              make_tempo(config.tempo, config.bpm), settings,
+        engine = CallResponse(generator, clock, make_tempo(config.tempo, config.bpm), settings,
                               np.random.default_rng(config.seed))
         return cls(engine, None if config.channel is None else config.channel - 1)
 
