@@ -1,17 +1,23 @@
 """Call and response over a real JACK server: a test keyboard plays a phrase into ``jam``
-(a subprocess), a test synth records the answer with arrival times (same monotonic clock
-as the keyboard's send times)."""
+(a subprocess), a test synth records the answer with arrival times.
+
+The call's pulse is taken where the musician hears it: a second recorder (``monitor``) is
+connected to the keyboard, so call and answer are both timed on arrival through JACK (the
+same monotonic clock, the same transport). The reference beat is the call's nominal
+rhythm fitted to the monitor's arrival times (mean offset).
+"""
 
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
 from importlib import resources
 
 import mido
 import pytest
 
-from jackd import wait_for
+from jackd import Synth, wait_for
 
 TOLERANCE = 0.010  # s: the acceptance bound for "on the beat" and "on the grid"
 TICKS = 12  # grid ticks per beat
@@ -39,19 +45,35 @@ def _at(deadline: float) -> None:
         pass
 
 
-def play(keyboard, phrase, bpm: float, start: float) -> list[float]:
-    """Play ``phrase`` from ``start``; returns the note-on send times."""
+def play(keyboard, phrase, bpm: float, start: float) -> None:
+    """Play ``phrase`` from ``start`` (monotonic seconds)."""
     beat = 60.0 / bpm
     events = sorted([(start + b * beat, 1, p) for b, _, p in phrase]
                     + [(start + (b + d * HELD) * beat, 0, p) for b, d, p in phrase])
-    onsets = []
     for when, is_on, pitch in events:
         _at(when)
         kind = "note_on" if is_on else "note_off"
         keyboard.send(mido.Message(kind, note=pitch, velocity=90 if is_on else 0))
-        if is_on:
-            onsets.append(time.monotonic())
-    return onsets
+
+
+@pytest.fixture
+def monitor(jack_server, keyboard):
+    """A recorder connected to the test keyboard: the call as it arrives through JACK."""
+    recorder = Synth("monitor")
+    subprocess.run(["jack_connect", keyboard.full_name, recorder.full_name],
+                   env=jack_server.env(), check=True, capture_output=True)
+    yield recorder
+    recorder.close()
+
+
+def call_beat_zero(monitor, bpm: float) -> float:
+    """Arrival time of the call's beat 0: the mean of its note-ons' arrivals minus their
+    nominal offsets in the phrase."""
+    assert monitor.wait_count(len(PHRASE), timeout=5,
+                              where=lambda m: m.type == "note_on" and m.velocity > 0)
+    ons = [t for t, m in monitor.received if m.type == "note_on" and m.velocity > 0]
+    beat = 60.0 / bpm
+    return sum(t - b * beat for t, (b, _, _) in zip(ons, PHRASE)) / len(PHRASE)
 
 
 def off_grid(t: float, origin: float, unit: float) -> float:
@@ -86,49 +108,47 @@ def quiet_for(synth, seconds: float, timeout: float) -> bool:
     return wait_for(quiet, timeout, interval=0.05)
 
 
-def answer_to(jam_process, keyboard, synth, bpm: float, bars: int):
-    start = time.monotonic() + 0.3
-    onsets = play(keyboard, PHRASE, bpm, start)
+def answer_to(jam_process, keyboard, synth, monitor, bpm: float, bars: int) -> float:
+    """Play the phrase, wait for the whole answer, stop jam; the call's beat 0."""
+    play(keyboard, PHRASE, bpm, time.monotonic() + 0.3)
     assert quiet_for(synth, 1.5, timeout=8 + bars * 4 * 60 / bpm), jam_process.stderr
     jam_process.process.send_signal(signal.SIGTERM)
     assert jam_process.wait() == 0, jam_process.stderr
-    return onsets
+    return call_beat_zero(monitor, bpm)
+
+
+def check_answer(synth, stderr: str, beat_zero: float, bpm: float, bars: int) -> list:
+    """The acceptance checks common to fixed and follow tempo; returns the notes."""
+    notes, unfinished = notes_of(synth.received)
+    assert notes and not unfinished, stderr
+    beat = 60.0 / bpm
+    first = notes[0][0]
+    assert first > beat_zero + 8 * beat  # after the 2-bar call and its silence
+    assert off_grid(first, beat_zero, beat) <= TOLERANCE, "first note not on a beat"
+    for on, _, _ in notes:
+        assert off_grid(on, beat_zero, beat / TICKS) <= TOLERANCE, "a note off the grid"
+    assert max(off for _, off, _ in notes) <= first + bars * 4 * beat + TOLERANCE
+    return notes
 
 
 @pytest.mark.parametrize("model", MODELS)
 def test_answer_at_120_bpm_starts_on_the_beat_stays_on_the_grid_and_ends(
-        jam, keyboard, synth, model):
+        jam, keyboard, synth, monitor, model):
     bars = 2
     process = jam("--answer-bars", str(bars), *(["--model", model] if model else []))
-    onsets = answer_to(process, keyboard, synth, 120.0, bars)
-    notes, unfinished = notes_of(synth.received)
-    assert notes and not unfinished, process.stderr
-    beat = 0.5
-    first = notes[0][0]
-    assert first > onsets[-1] + beat  # after the silence
-    assert off_grid(first, onsets[0], beat) <= TOLERANCE
-    for on, _, _ in notes:
-        assert off_grid(on, onsets[0], beat / TICKS) <= TOLERANCE
-    length = bars * 4 * beat
-    assert max(off for _, off, _ in notes) <= first + length + TOLERANCE
+    beat_zero = answer_to(process, keyboard, synth, monitor, 120.0, bars)
+    notes = check_answer(synth, process.stderr, beat_zero, 120.0, bars)
     if model == "rules":  # it ends with a cadence note that lasts to the end
-        assert max(off for _, off, _ in notes) >= first + length - TOLERANCE
+        assert max(off for _, off, _ in notes) >= notes[0][0] + bars * 2.0 - TOLERANCE
 
 
-def test_tempo_follow_answers_a_call_at_93_bpm_in_its_pulse(jam, keyboard, synth):
+def test_tempo_follow_answers_a_call_at_93_bpm_in_its_pulse(jam, keyboard, synth, monitor):
     bars = 2
     process = jam("--model", "rules", "--tempo", "follow", "--answer-bars", str(bars))
-    onsets = answer_to(process, keyboard, synth, 93.0, bars)
-    notes, unfinished = notes_of(synth.received)
-    assert notes and not unfinished, process.stderr
-    beat = 60.0 / 93.0
-    first = notes[0][0]
-    assert first > onsets[-1] + beat
-    assert off_grid(first, onsets[0], beat) <= TOLERANCE
-    for on, _, _ in notes:
-        assert off_grid(on, onsets[0], beat / TICKS) <= TOLERANCE
+    beat_zero = answer_to(process, keyboard, synth, monitor, 93.0, bars)
+    notes = check_answer(synth, process.stderr, beat_zero, 93.0, bars)
     end = max(off for _, off, _ in notes)
-    assert abs(end - first - bars * 4 * beat) <= TOLERANCE  # 2 bars of the player's tempo
+    assert abs(end - notes[0][0] - bars * 4 * 60 / 93) <= TOLERANCE  # the player's tempo
 
 
 def test_barge_in_stops_the_answer_with_note_offs(jam, keyboard, synth):
