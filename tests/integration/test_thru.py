@@ -9,7 +9,7 @@ import sys
 import mido
 import pytest
 
-from jackd import JamProcess, jack_backend, wait_for
+from jackd import JamProcess, Synth, jack_backend, wait_for
 from jam.midi.ports import PolledInput
 
 
@@ -32,7 +32,10 @@ def thru(start_jam):
     return lambda *extra: start_jam("--mode", "thru", *extra)
 
 
-def test_thru_delivers_1000_notes_in_order_without_loss(thru, keyboard, synth):
+def test_thru_delivers_1000_notes_in_order_without_loss(thru, keyboard, synth, jack_server):
+    control = Synth()  # wired straight to the keyboard: tells jam's faults from JACK's
+    subprocess.run(["jack_connect", keyboard.full_name, control.full_name],
+                   env=jack_server.env(), check=True)
     jam = thru()
     sent = []
     for i in range(1000):
@@ -42,13 +45,19 @@ def test_thru_delivers_1000_notes_in_order_without_loss(thru, keyboard, synth):
         keyboard.send(message)
         if index % 50 == 49:  # pace the burst like fast playing, not like a flood
             wait_for(lambda: len(synth.messages()) >= index - 100, 5)
-    assert synth.wait_count(2000, timeout=20), f"got {len(synth.messages())} of 2000"
+    synth.wait_count(2000, timeout=20)
+    control.wait_count(2000, timeout=5)
     jam.process.send_signal(signal.SIGTERM)
     assert jam.wait() == 0, jam.stderr
-    received = synth.messages()[:2000]
-    assert [m.bytes() for m in received] == [m.bytes() for m in sent]
+    control.close()
+    expected = [m.bytes() for m in sent]
+    direct_ok = [m.bytes() for m in control.messages()] == expected
+    received = synth.messages()
+    assert [m.bytes() for m in received[:2000]] == expected, (
+        f"through jam: {len(received)} messages (2000 + 3 at shutdown expected); the "
+        f"direct connection {'was exact' if direct_ok else 'lost or repeated some too'}")
     # nothing was sounding at the end: the shutdown adds only the controller resets
-    assert [m.control for m in synth.messages()[2000:]] == [64, 123, 120]
+    assert [m.control for m in received[2000:]] == [64, 123, 120]
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
