@@ -241,7 +241,9 @@ def default_config_path() -> Path:
 
 def _suggest(key: str) -> str:
     close = difflib.get_close_matches(key, list(OPTIONS_BY_KEY), n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else f"; known keys: {', '.join(OPTIONS_BY_KEY)}"
+    if close:
+        return f"; did you mean '{close[0]}'?"
+    return f"; known keys: {', '.join(OPTIONS_BY_KEY)}"
 
 
 def check_value(key: str, value: Any, where: str) -> Any:

@@ -19,7 +19,8 @@ def off(note, channel=0):
 
 
 def summary(port):
-    return [(m.type, getattr(m, "note", None), getattr(m, "control", None)) for m in port.messages()]
+    return [(m.type, getattr(m, "note", None), getattr(m, "control", None))
+            for m in port.messages()]
 
 
 @pytest.fixture

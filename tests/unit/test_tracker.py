@@ -46,7 +46,8 @@ def test_panic_sequence_note_offs_first_then_resets_on_used_channels():
     for message in (on(60, 1), on(67, 1), on(40, 4), mido.Message("program_change", channel=7)):
         tracker.update(message)
     sequence = [(m.type, m.channel, getattr(m, "note", None), getattr(m, "control", None),
-                 getattr(m, "value", getattr(m, "velocity", None))) for m in panic_messages(tracker)]
+                 getattr(m, "value", getattr(m, "velocity", None)))
+                for m in panic_messages(tracker)]
     assert sequence == [
         ("note_off", 1, 60, None, 0), ("note_off", 1, 67, None, 0), ("note_off", 4, 40, None, 0),
         ("control_change", 1, None, 64, 0), ("control_change", 1, None, 123, 0),
