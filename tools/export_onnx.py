@@ -127,6 +127,18 @@ def parity(model: torch.nn.Module, onnx_model: Model, sequences: int = 8, length
     return worst
 
 
+def held_out(onnx_model: Model, data: Path) -> dict[str, float]:
+    """Test-split figures of the exported model through the runtime (full softmax, no grammar
+    renormalization: the definition tools/train.py reports)."""
+    from jam import dataset
+    from jam.evaluation.likelihood import corpus_likelihood
+    from jam.generators.lstm import LstmGenerator
+
+    tunes = [t.tokens for t in dataset.read_split(data, "test")]
+    summary = corpus_likelihood(LstmGenerator(onnx_model), tunes, grammar=False).summary()
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in summary.items()}
+
+
 def quantize_int8(data: bytes, meta: dict[str, str]) -> bytes:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -144,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-o", "--output", type=Path, required=True, help="ONNX file to write")
     parser.add_argument("--quantize", choices=("int8",), default=None)
     parser.add_argument("--force", action="store_true", help="replace an existing output file")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="also report test-split bits per note of the ONNX model(s)")
     args = parser.parse_args(argv)
     try:
         if args.output.exists() and not args.force:
@@ -161,12 +175,17 @@ def main(argv: list[str] | None = None) -> int:
         if diff > PARITY_LIMIT:
             raise JamError(f"parity check failed: ONNX differs from PyTorch by {diff:.2e} "
                            f"(> {PARITY_LIMIT:.0e}); the model was not written")
+        if args.data:
+            report["fp32_test"] = held_out(fp32, args.data)
         if args.quantize == "int8":
             meta["jam.model.quantized"] = "int8 (onnxruntime dynamic)"
             data = quantize_int8(data, meta)
             int8 = Model(make_session(data, "cpu"), meta, args.output)
-            report.update({"int8_parity_max_abs_diff": parity(model, int8), "int8_bytes": len(data),
+            diff = parity(model, int8)
+            report.update({"int8_parity_max_abs_diff": diff, "int8_bytes": len(data),
                            "int8_latency": step_latency(int8)})
+            if args.data:
+                report["int8_test"] = held_out(int8, args.data)
         atomic_write_bytes(args.output, data, overwrite=args.force)
     except JamError as err:
         print(f"export_onnx: {err}", file=sys.stderr)

@@ -80,12 +80,17 @@ def trained(data, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def exported(trained) -> Path:
+def exported(trained, data) -> Path:
     model = trained / "model.onnx"
-    result = run(str(TOOLS / "export_onnx.py"), str(trained / "best.pt"), "-o", str(model))
+    result = run(str(TOOLS / "export_onnx.py"), str(trained / "best.pt"), "-o", str(model),
+                 "--data", str(data))
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["parity_max_abs_diff"] <= 1e-4
     assert report["fp32_latency"]["p99_us"] > 0
+    # The ONNX model scored through the runtime gives the figure training reported (torch).
+    metrics = json.loads((trained / "record.json").read_text())["metrics"]
+    assert report["fp32_test"]["bits_per_note"] == pytest.approx(metrics["test_bits_per_note"], abs=1e-3)
+    assert report["fp32_test"]["notes"] == metrics["test_notes"]
     return model
 
 
