@@ -80,31 +80,41 @@ def corpus_files(name: str) -> tuple[Path, list[Path]]:
 
 
 def abc_tunes(text: str) -> list[tuple[str, str]]:
-    """Split an ABC file into (reference number, tune text); the file header is kept on each."""
-    pieces = re.split(r"(?m)^(?=X:)", text)
-    header = pieces[0] if not pieces[0].lstrip().startswith("X:") else ""
-    tunes = []
-    for piece in pieces[1:] if header or not pieces[0].strip() else pieces:
-        number = piece.split("\n", 1)[0][2:].strip() or str(len(tunes) + 1)
-        tunes.append((number, header + piece))
+    """Split an ABC file into (unique label, tune text); the file header is kept on each."""
+    header, *pieces = re.split(r"(?m)^(?=X:)", text)
+    if not pieces:
+        return [("1", text)] if text.strip() else []
+    tunes: list[tuple[str, str]] = []
+    labels: set[str] = set()
+    for piece in pieces:
+        label = piece.split("\n", 1)[0][2:].strip() or str(len(tunes) + 1)
+        while label in labels:  # a reference number used twice in one file
+            label += "'"
+        labels.add(label)
+        tunes.append((label, header + piece))
     return tunes
 
 
-def tasks_for(source: str, files: list[Path], base: Path, chorales: bool) -> list[Task]:
-    tasks = []
+def tasks_for(source: str, files: list[Path], base: Path, chorales: bool) -> tuple[list[Task], list[dict]]:
+    """Tasks of a source's files, and the files that could not even be opened."""
+    tasks, skipped = [], []
     for path in files:
         name = path.relative_to(base).as_posix() if base in path.parents else path.name
         suffix = path.suffix.lower()
         if suffix in MIDI_SUFFIXES:
             tasks.append(Task(f"{source}/{name}", source, str(path), "midi"))
         elif suffix == ".abc":
-            text = path.read_text(encoding="utf-8", errors="replace")
-            for number, tune in abc_tunes(text):
-                tasks.append(Task(f"{source}/{name}#{number}", source, str(path), "abc", tune))
+            try:
+                text = path.read_text(encoding="utf-8", errors="replace")
+            except OSError as err:
+                skipped.append({"path": f"{source}/{name}", "reason": f"cannot read: {err.strerror or err}"})
+                continue
+            for label, tune in abc_tunes(text):
+                tasks.append(Task(f"{source}/{name}#{label}", source, str(path), "abc", tune))
         elif suffix in SCORE_SUFFIXES:
             kind = "chorale" if chorales else "score"
             tasks.append(Task(f"{source}/{name}", source, str(path), kind))
-    return tasks
+    return tasks, skipped
 
 
 # ---------------------------------------------------------------- one task -> tokens
@@ -241,7 +251,9 @@ def prepare(
         if not files:
             raise JamError(f"music21 corpus has no collection {name!r}; try one of "
                            f"{', '.join(PUBLIC_DOMAIN + tuple(OPT_IN))}")
-        tasks += tasks_for(name, files[:limit], base, chorales=name == "bach")
+        found, unreadable = tasks_for(name, files[:limit], base, chorales=name == "bach")
+        tasks += found
+        skipped += unreadable
         order.append(name)
     for folder in folders:
         if not folder.is_dir():
@@ -251,7 +263,9 @@ def prepare(
         if not files:
             skipped.append({"path": str(folder), "reason": "no .mid/.midi/.abc/.xml/.mxl files"})
         source = folder.resolve().name or "folder"
-        tasks += tasks_for(source, files, folder, chorales=False)
+        found, unreadable = tasks_for(source, files, folder, chorales=False)
+        tasks += found
+        skipped += unreadable
         order.append(source)
     if not tasks:
         raise JamError("nothing to read; name a --corpus collection or a --folder with music files")
