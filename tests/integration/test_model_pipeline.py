@@ -172,43 +172,47 @@ def test_export_refuses_to_overwrite(trained, exported):
     assert exported.read_bytes() == before
 
 
-def _one_line(err: JamError) -> str:
-    message = str(err)
-    assert "\n" not in message and err.exit_code == 2
-    return message
-
-
-def test_loader_rejects_missing_truncated_foreign_and_wrong_version(exported, tmp_path):
-    with pytest.raises(JamError) as missing:
-        load_model(tmp_path / "nope.onnx")
-    assert "no such model file" in _one_line(missing.value)
-
-    truncated = tmp_path / "truncated.onnx"
-    truncated.write_bytes(exported.read_bytes()[: exported.stat().st_size // 2])
-    with pytest.raises(JamError) as cut:
-        load_model(truncated)
-    assert "truncated" in _one_line(cut.value)
-
+@pytest.fixture(scope="module")
+def bad_models(exported, tmp_path_factory) -> dict[str, Path]:
+    """A missing, a truncated, a foreign (non-jam) and a wrong-version model file."""
     from onnx import TensorProto, helper
 
+    folder = tmp_path_factory.mktemp("bad_models")
+    truncated = folder / "truncated.onnx"
+    truncated.write_bytes(exported.read_bytes()[: exported.stat().st_size // 2])
     graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "foreign",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
-    foreign = tmp_path / "foreign.onnx"
+    foreign = folder / "foreign.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(foreign))
-    with pytest.raises(JamError) as other:
-        load_model(foreign)
-    assert "not a jam model" in _one_line(other.value)
-
     proto = onnx.load(str(exported))
     for entry in proto.metadata_props:
         if entry.key == "jam.representation":
             entry.value = "jam-melody-v0"
-    old = tmp_path / "old.onnx"
+    old = folder / "old.onnx"
     onnx.save(proto, str(old))
-    with pytest.raises(JamError) as version:
-        load_model(old)
-    assert "jam-melody-v0" in _one_line(version.value)
+    return {"no such model file": folder / "nope.onnx", "truncated": truncated,
+            "not a jam model": foreign, "jam-melody-v0": old}
+
+
+def test_loader_rejects_missing_truncated_foreign_and_wrong_version(bad_models):
+    for expected, path in bad_models.items():
+        with pytest.raises(JamError) as err:
+            load_model(path)
+        message = str(err.value)
+        assert expected in message and "\n" not in message and err.value.exit_code == 2
+
+
+def test_cli_reports_bad_models_in_one_line_with_exit_2(bad_models, tmp_path):
+    call = tmp_path / "call.mid"
+    write_midi(call, [[tk.Note(60 + 2 * i, 12 * i, 12) for i in range(8)]], bpm=120)
+    for expected, path in bad_models.items():
+        result = run("-m", "jam", "respond", str(call), "-o", str(tmp_path / "answer.mid"),
+                     "--model", str(path), check=False)
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and expected in lines[0] and "Traceback" not in result.stderr
+        assert not (tmp_path / "answer.mid").exists()
 
 
 def test_resume_continues_exactly(data, trained, tmp_path):
