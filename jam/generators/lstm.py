@@ -26,14 +26,14 @@ class LstmGenerator(ProbabilisticGenerator):
     def __init__(self, model: Model, window: int | None = None) -> None:
         self.model = model
         self._window: deque[int] = deque(maxlen=window or model.window)
-        self._previous: int | None = None
+        self.last_token: int | None = None
         self._logits = np.zeros(tk.VOCAB_SIZE, dtype=np.float32)
         self.reset()
 
     def reset(self) -> None:
         self.model.reset()
         self._window.clear()
-        self._previous = None
+        self.last_token = None
         self._logits = self.model.step(tk.BOS)
 
     def swap_model(self, model: Model) -> None:
@@ -50,7 +50,7 @@ class LstmGenerator(ProbabilisticGenerator):
         else:  # one run for the two to four tokens of a live event: about half the cost
             self._logits = self.model.prime(tokens)
         self._window.extend(tokens)
-        self._previous = tokens[-1]
+        self.last_token = tokens[-1]
 
     def reprime(self, tokens: Sequence[int] | None = None) -> None:
         """A fresh state from BOS and ``tokens`` (default: the recent tokens), starting at a
@@ -62,7 +62,7 @@ class LstmGenerator(ProbabilisticGenerator):
         self._logits = self.model.prime([tk.BOS, *recent])
         self._window.clear()
         self._window.extend(recent)
-        self._previous = recent[-1] if recent else None
+        self.last_token = recent[-1] if recent else None
 
     def next_logits(self) -> np.ndarray:
         return self._logits.copy()
@@ -70,7 +70,7 @@ class LstmGenerator(ProbabilisticGenerator):
     def continuation(self, spec: AnswerSpec, rng: np.random.Generator) -> Iterator[int]:
         opening = True  # the answer opens with a note (see jam.generators.base)
         while True:
-            mask = tk.grammar_mask(self._previous)
+            mask = tk.grammar_mask(self.last_token)
             if spec.mask is not None:
                 mask = mask & spec.mask
             if opening and not mask[tk.SHIFT_BASE]:
