@@ -23,7 +23,7 @@ import yaml
 
 from jam.errors import JamError
 
-NULL_WORDS = ("none", "null")  # how a nullable option is unset on the command line
+NULL_WORDS = ("none", "null")  # strings that unset a nullable option (CLI, and in the file)
 KEY_RE = re.compile(r"^([A-Ga-g])([#b]?)\s+(major|minor)$", re.IGNORECASE)
 
 
@@ -251,7 +251,8 @@ def check_value(key: str, value: Any, where: str) -> Any:
     option = OPTIONS_BY_KEY.get(key)
     if option is None:
         raise JamError(f"unknown option '{key}' {where}{_suggest(key)}")
-    if value is None and option.nullable:
+    if option.nullable and (value is None or isinstance(value, str)
+                            and value.strip().lower() in NULL_WORDS):
         return None
     try:
         return option.check(value)
@@ -287,8 +288,6 @@ def read_config_file(path: Path) -> dict[str, Any]:
 def parse_cli_value(key: str, text: str) -> Any:
     """Validate a command-line value for ``key`` ("none" unsets a nullable option)."""
     option = OPTIONS_BY_KEY[key]
-    if option.nullable and text.strip().lower() in NULL_WORDS:
-        return None
     return check_value(key, option.from_text(text), f"({option.flag})")
 
 

@@ -95,9 +95,12 @@ def test_wrong_value_on_the_cli_names_the_flag(capsys):
 
 
 def test_none_unsets_a_nullable_option_from_the_file(capsys, tmp_path):
-    config = write(tmp_path / "c.yaml", "channel: 3\nkey: C major\n")
+    config = write(tmp_path / "c.yaml", "channel: 3\nkey: C major\nseed: none\nmodel: ~\n")
     printed = effective(capsys, "--config", config, "--channel", "none", "--key", "null")
     assert printed["channel"] is None and printed["key"] is None
+    assert printed["seed"] is None and printed["model"] is None
+    code, _, err = run(capsys, "config", "--bpm", "none")  # not nullable
+    assert code == 2 and "'bpm'" in err
 
 
 def test_cross_checks(capsys):
