@@ -36,8 +36,8 @@ import numpy as np
 
 from jam.engine.clock import Clock, FixedTempo, Meter
 from jam.engine.offline import VirtualTime
-from jam.engine.session import (AnswerNote, CallMode, CallResponse, EngineSettings,
-                                make_generator, make_tempo)
+from jam.engine.session import (CallMode, CallResponse, EngineSettings, make_generator,
+                                make_tempo)
 from jam.engine.scheduler import Scheduler
 from jam.music.sampling import SamplerSettings
 
@@ -151,6 +151,21 @@ def receive(name: str) -> None:
         json.dump(got, sys.stdout)
 
 
+class DeadlineLog(Scheduler):
+    """The scheduler, noting each note message's deadline per (status, pitch) in order."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.deadlines: dict[tuple[int, int], list[float]] = {}
+
+    def schedule(self, events, tag=None) -> None:
+        events = list(events)
+        for deadline, message in events:
+            status = 0x90 if message.type == "note_on" and message.velocity else 0x80
+            self.deadlines.setdefault((status, message.note), []).append(deadline)
+        super().schedule(events, tag)
+
+
 def bench_timing(model: str | None, answers: int, bpm: float) -> dict:
     import mido
 
@@ -161,24 +176,13 @@ def bench_timing(model: str | None, answers: int, bpm: float) -> dict:
     if receiver.stdout.readline().strip() != "ready":
         raise SystemExit("the receiver did not start (is a JACK server running?)")
     output = mido.Backend(JACK_BACKEND, load=True).open_output(f"{name}:in")  # connect
-    scheduler = Scheduler(output, keep_lateness=100_000)
+    scheduler = DeadlineLog(output, keep_lateness=100_000)
     scheduler.start()
     clock = Clock(bpm, Meter())
     eng = CallResponse(make_generator(model, "cpu"), clock, FixedTempo(bpm),
                        EngineSettings(answer_bars=2, lookahead=1.0), np.random.default_rng(3))
     mode = CallMode(eng, channel=0)
     mode.start(scheduler)
-    deadlines: dict[tuple[int, int], list[float]] = {}
-    send = mode._out
-
-    def out(events) -> None:  # note each answer note's deadlines, then schedule as live
-        for event in events:
-            if isinstance(event, AnswerNote):
-                deadlines.setdefault((0x90, event.pitch), []).append(event.on)
-                deadlines.setdefault((0x80, event.pitch), []).append(event.off)
-        send(events)
-
-    mode._out = out
     rng = np.random.default_rng(4)
     try:
         for _ in range(answers):
@@ -201,6 +205,7 @@ def bench_timing(model: str | None, answers: int, bpm: float) -> dict:
         arrivals = json.loads(receiver.stdout.read() or "[]")
         receiver.wait(10)
     # pair arrivals with deadlines per (status, pitch) in order
+    deadlines = scheduler.deadlines
     seen: dict[tuple[int, int], int] = {}
     errors = []
     for when, data in arrivals:

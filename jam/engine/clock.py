@@ -221,9 +221,11 @@ def fit_pulse(onsets: Sequence[float], prior_bpm: float = 120.0, low_bpm: float 
     start = times[0]
     for tolerance in (FIT_TOLERANCE, FIT_TOLERANCE, FIT_TOLERANCE / 2):
         inliers = np.abs(times - start - k * step) <= tolerance
-        if inliers.sum() >= 2 and np.ptp(k[inliers]) > 0:
-            slope, start = np.polyfit(k[inliers], times[inliers], 1)
-            step = float(slope)
+        ks, ts = k[inliers], times[inliers]
+        if ks.size >= 2 and ks.max() > ks.min():  # ordinary least squares, closed form
+            kc = ks - ks.mean()
+            step = float((kc * (ts - ts.mean())).sum() / (kc * kc).sum())
+            start = float(ts.mean() - step * ks.mean())
             k = np.round((times - start) / step)
     phases = [np.count_nonzero((k + o) % STEPS_PER_BEAT == 0) for o in range(STEPS_PER_BEAT)]
     offset = int(np.argmax(phases))  # argmax keeps the first of ties: offset 0

@@ -137,6 +137,7 @@ class CallResponse:
         self.stats = EngineStats()
         self._ids = 0
         self._ignored: set[int] = set()
+        self._masks: dict[Key | None, np.ndarray] = {}  # key -> pitch mask (range fixed)
 
     @property
     def state(self) -> str:
@@ -221,8 +222,9 @@ class CallResponse:
             bars = max(1, int(np.ceil((call.end - call.start) / bar - 0.125)))
         bars = min(bars, s.max_answer_bars)
         key = self.last_key = self._key(call)
-        classes = None if key is None else key.scale
-        spec = AnswerSpec(s.sampler, pitch_mask(classes, s.low, s.high), ticks=bars * bar)
+        if key not in self._masks:
+            self._masks[key] = pitch_mask(None if key is None else key.scale, s.low, s.high)
+        spec = AnswerSpec(s.sampler, self._masks[key], ticks=bars * bar)
         self._ids += 1
         self.answer = _Answer(self._ids, start, start + bars * bar, call.velocity,
                               self.generator.continuation(spec, self.rng), key, made=start)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from importlib import resources
@@ -31,8 +32,6 @@ def run_jam(args, env, timeout=120):
 
 @pytest.fixture
 def env(tmp_path):
-    import os
-
     return {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "config-home")}
 
 
