@@ -99,7 +99,6 @@ class _Answer:
     end: int
     velocity: int
     tokens: Iterator[int]
-    key: Key | None
     made: int = 0  # tick up to which notes have been computed
     taken: list[int] = field(default_factory=list)
     done: bool = False  # nothing more will be computed
@@ -132,7 +131,6 @@ class CallResponse:
             None if settings.max_call is None else settings.max_call * bar)
         self.listener = Listener(generator, clock, tempo)
         self.answer: _Answer | None = None
-        self.last_call: Call | None = None
         self.last_key: Key | None = None  # the key the last answer was masked to
         self.stats = EngineStats()
         self._ids = 0
@@ -213,7 +211,6 @@ class CallResponse:
         start = self.clock.next_boundary(max(now, self.clock.now()) + s.lead, unit)
         call = self.listener.end_call(start)
         self.detector.reset()
-        self.last_call = call
         self.stats.calls += 1
         bar = s.meter.bar_ticks
         if s.answer_bars is not None:
@@ -227,7 +224,7 @@ class CallResponse:
         spec = AnswerSpec(s.sampler, self._masks[key], ticks=bars * bar)
         self._ids += 1
         self.answer = _Answer(self._ids, start, start + bars * bar, call.velocity,
-                              self.generator.continuation(spec, self.rng), key, made=start)
+                              self.generator.continuation(spec, self.rng), made=start)
         self.stats.answers += 1
         log.debug("call ended (%s) with %d notes; answering %d bars from tick %d%s", reason,
                  len(call.notes), bars, start, f" in {key.name}" if key else "")
@@ -249,7 +246,10 @@ class CallResponse:
         notes: list[AnswerNote] = []
         horizon = self.clock.now() + self.lookahead_seconds
         while not a.done and (not notes or self.clock.seconds(a.made) < horizon):
-            onset, shift = next(a.tokens), next(a.tokens)
+            onset, shift = next(a.tokens, None), next(a.tokens, None)
+            if onset is None or shift is None:  # a generator that ran dry ends the answer
+                a.done, a.end = True, a.made
+                break
             a.taken += (onset, shift)
             start, a.made = a.made, a.made + tk.shift_ticks(shift)
             if tk.is_pitch(onset):
