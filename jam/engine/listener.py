@@ -107,7 +107,7 @@ class Listener:
         self.clock = clock
         self.tempo = tempo
         self.min_rest = min_rest
-        self.history: list[int] = []  # every token the generator was fed since BOS
+        self.history: list[int] = []  # recent tokens the generator was fed, oldest first
         self.encoder = Encoder(min_rest=min_rest)
         self.accounted: float | None = None  # time up to which history covers the music
         self._events: list[tuple[str, int, float, int]] = []  # (kind, pitch, t, velocity)
@@ -144,6 +144,8 @@ class Listener:
                 self._reprime(self.history + [tk.REST, tk.shift_token(tk.MAX_SHIFT)])
             elif rest > 0:
                 self._feed([tk.REST, tk.shift_token(rest)])
+        if len(self.history) > 4 * WINDOW:  # keep what a re-prime can use, not the session
+            self.history = self.history[-2 * WINDOW:]
         self.encoder.sync(self.clock.tick(t))
         self._call_from = len(self.history)
 
@@ -154,8 +156,8 @@ class Listener:
         re-encoded and the state re-primed), and account for the silence up to the tick
         ``answer_start``. ``answer_start`` must be chosen on the clock as it is after
         :meth:`settle_tempo`."""
-        onsets = [t for kind, _, t, _ in self._events if kind == "on"]
-        velocity = round(sum(v for kind, _, _, v in self._events if kind == "on") / len(onsets))
+        velocities = [v for kind, _, _, v in self._events if kind == "on"]
+        velocity = round(sum(velocities) / len(velocities))
         self._feed(self.encoder.finish(answer_start))
         call_tokens = self.history[self._call_from:]
         notes = tk.decode(call_tokens, start=answer_start - tk.duration_ticks(call_tokens))

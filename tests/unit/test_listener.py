@@ -148,3 +148,18 @@ def test_window_starts_at_an_onset_and_cut_keeps_grammar():
     assert window(history, 5) == [tk.REST, tk.shift_token(6), 62, tk.shift_token(12)]
     assert cut(history, 15) == [60, tk.shift_token(12), tk.REST, tk.shift_token(3)]
     assert cut(history, 0) == []
+
+
+def test_history_stays_bounded_over_a_long_session():
+    gen = Recorder()
+    listener = Listener(gen, Clock(120), FixedTempo(120))
+    t = 0.0
+    for call in range(100):
+        for i in range(8):
+            listener.note_on(60 + i, 80, t)
+            listener.note_off(60 + i, t + 0.2)
+            t += 0.25
+        listener.settle_tempo()
+        listener.end_call(listener.clock.next_boundary(t + 0.5, 12))
+        t += 1.0
+    assert len(listener.history) <= 4 * 64 + 64
