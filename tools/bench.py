@@ -41,15 +41,9 @@ from jam.engine.session import (CallMode, CallResponse, EngineSettings, make_gen
 from jam.engine.scheduler import Scheduler
 from jam.music.sampling import SamplerSettings
 
+from benchstats import percentiles  # tools/ is on sys.path when a tool runs
+
 JACK_BACKEND = "mido.backends.rtmidi/UNIX_JACK"
-
-
-def percentiles(values_s: list[float]) -> dict[str, float]:
-    """p50/p99/max of seconds, in microseconds."""
-    us = np.asarray(values_s) * 1e6
-    return {"n": int(us.size), "p50_us": round(float(np.percentile(us, 50)), 1),
-            "p99_us": round(float(np.percentile(us, 99)), 1),
-            "max_us": round(float(us.max()), 1)}
 
 
 def random_call(rng: np.random.Generator, beats: int = 8, bpm: float = 120.0,

@@ -23,14 +23,9 @@ from jam.errors import JamError
 from jam.model.runtime import Model, load_model
 from jam.music import tokens as tk
 
+from benchstats import percentiles  # tools/ is on sys.path when a tool runs
+
 WARMUP = 500
-
-
-def percentiles(times_ns: np.ndarray) -> dict[str, float]:
-    us = times_ns / 1000.0
-    return {"p50_us": round(float(np.percentile(us, 50)), 1),
-            "p99_us": round(float(np.percentile(us, 99)), 1),
-            "max_us": round(float(us.max()), 1), "n": int(us.size)}
 
 
 def step_latency(model: Model, steps: int = 5000, seed: int = 0) -> dict[str, float]:
@@ -43,7 +38,7 @@ def step_latency(model: Model, steps: int = 5000, seed: int = 0) -> dict[str, fl
         model.step(token)
         if i >= WARMUP:
             times[i - WARMUP] = time.perf_counter_ns() - start
-    return percentiles(times)
+    return percentiles(times * 1e-9)
 
 
 def prime_latency(model: Model, length: int = 64, runs: int = 300, seed: int = 0) -> dict[str, float]:
@@ -55,7 +50,7 @@ def prime_latency(model: Model, length: int = 64, runs: int = 300, seed: int = 0
         model.prime(window)
         if i >= 20:
             times[i - 20] = time.perf_counter_ns() - start
-    return percentiles(times)
+    return percentiles(times * 1e-9)
 
 
 def main(argv: list[str] | None = None) -> int:

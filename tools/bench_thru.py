@@ -25,11 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from jackd import JackServer, JamProcess, Synth, keyboard, wait_for  # noqa: E402
 
-
-def percentiles(values_s: list[float]) -> dict[str, float]:
-    ms = np.asarray(values_s) * 1e3
-    return {"p50": round(float(np.percentile(ms, 50)), 3),
-            "p99": round(float(np.percentile(ms, 99)), 3), "max": round(float(ms.max()), 3)}
+from benchstats import percentiles  # noqa: E402  (tools/ is on sys.path when a tool runs)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -83,12 +79,12 @@ def main() -> None:
             result[f"received_{label}"] = len(times)
             if len(times) >= args.notes:
                 result[f"latency_ms_{label}"] = percentiles(
-                    [t - s for t, s in zip(times, sent)])
+                    [t - s for t, s in zip(times, sent)], "ms")
         if len(via_jam.received) >= args.notes and len(direct.received) >= args.notes:
             jam_times = [t for t, m in via_jam.received if m.type == "note_on"]
             direct_times = [t for t, m in direct.received if m.type == "note_on"]
             result["added_by_jam_ms"] = percentiles(
-                [a - b for a, b in zip(jam_times, direct_times)])
+                [a - b for a, b in zip(jam_times, direct_times)], "ms")
         result["jam_idle_cpu_percent"] = round(idle_cpu * 100, 2)
         result["jam_stop_line"] = next((line for line in jam.lines if "stopping" in line), "")
         result["jam_scheduler"] = next((line.split("scheduler: ")[1].split(";")[0]
