@@ -1,9 +1,11 @@
 """Keys, scales and key estimation (pure).
 
 Scales: major (Ionian) and natural minor (Aeolian); a key's scale is what ``--key`` masks
-answers to. Key estimation is Krumhansl-Schmuckler: the call's duration-weighted pitch-class
-histogram is correlated with the Krumhansl-Kessler major and minor profiles in all 24
-rotations, and the best correlation wins.
+answers to. Key estimation first keeps the keys whose scale holds (nearly) the most of the
+call's duration, then picks among them by Krumhansl-Schmuckler: the call's duration-weighted
+pitch-class histogram correlated with the Krumhansl-Kessler major and minor profiles. The
+first step matters for short calls, where the correlation alone can pick a key whose mask
+would forbid notes the player just played (G A B C B A G A B correlates best with B minor).
 """
 
 from __future__ import annotations
@@ -77,13 +79,30 @@ def key_scores(notes: Iterable[Note]) -> dict[Key, float]:
     return {key: float(score) for key, score in zip(KEYS, scores)}
 
 
-def estimate_key(notes: Iterable[Note], candidates: Sequence[Key] | None = None) -> Key:
-    """The best-correlated key (among ``candidates`` if given); C major for no notes.
+_SCALE_MASKS = np.array([[pc in key.scale for pc in range(12)] for key in KEYS])
+FIT_TOLERANCE = 0.05  # share of the call's duration that may fall outside the chosen scale
 
-    Ties go to the first key in order C major, C# major, ..., B major, C minor, ...
+
+def key_fits(notes: Iterable[Note]) -> dict[Key, float]:
+    """Share of the call's duration whose pitch class is in each key's scale (1 for none)."""
+    weights = pitch_class_weights(notes)
+    total = weights.sum()
+    fits = _SCALE_MASKS @ weights / total if total else np.ones(len(KEYS))
+    return {key: float(fit) for key, fit in zip(KEYS, fits)}
+
+
+def estimate_key(notes: Iterable[Note], candidates: Sequence[Key] | None = None) -> Key:
+    """The key for a call (among ``candidates`` if given); C major for no notes.
+
+    Keys whose scale holds within :data:`FIT_TOLERANCE` of the best share of the call are
+    kept, and the best-correlated of those wins. Ties go to the first key in the order
+    C major, C# major, ..., B major, C minor, ...
     """
-    scores = key_scores(notes)
-    pool = list(candidates) if candidates else list(scores)
+    notes = list(notes)
+    scores, fits = key_scores(notes), key_fits(notes)
+    pool = list(candidates) if candidates else KEYS
+    best_fit = max(fits[key] for key in pool)
+    pool = [key for key in pool if fits[key] >= best_fit - FIT_TOLERANCE]
     return max(pool, key=lambda key: scores[key])
 
 

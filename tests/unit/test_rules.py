@@ -9,7 +9,7 @@ from jam.generators.base import AnswerSpec
 from jam.generators.rules import RulesGenerator, plan_answer, transform
 from jam.music import tokens as tk
 from jam.music.sampling import pitch_mask
-from jam.music.theory import (Key, degree_of, estimate_key, keys_within, nearest_in,
+from jam.music.theory import (Key, degree_of, estimate_key, key_scores, keys_within, nearest_in,
                               parse_key, pitch_of)
 from jam.music.tokens import Note
 
@@ -43,6 +43,20 @@ def test_estimate_key_of_clear_melodies():
     a_minor = melody([69, 72, 76, 69, 71, 72, 74, 76, 77, 76, 74, 72, 71, 69, 68, 69])
     assert estimate_key(a_minor) == Key(9, "minor")
     assert estimate_key([]) == C_MAJOR
+
+
+def test_estimated_key_holds_the_notes_of_a_short_call():
+    # correlation alone picks B minor here, whose scale has C# and would mask the call's C
+    rhythm = [(0, 12), (12, 6), (18, 6), (24, 12), (36, 12), (48, 12), (60, 6), (66, 6), (72, 24)]
+    call = [Note(p, s, d) for p, (s, d) in zip([67, 69, 71, 72, 71, 69, 67, 69, 71], rhythm)]
+    assert key_scores(call)[Key(11, "minor")] == max(key_scores(call).values())
+    key = estimate_key(call)
+    assert {n.pitch % 12 for n in call} <= set(key.scale)
+
+
+def test_a_short_chromatic_passing_note_does_not_decide_the_key():
+    in_c = melody([60, 62, 64, 65, 67, 69, 71, 72] * 3 + [66])  # one F# among 25 notes
+    assert estimate_key(in_c) in (C_MAJOR, Key(9, "minor"))
 
 
 def test_estimate_key_among_candidates():
