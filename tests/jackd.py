@@ -1,6 +1,6 @@
 """Real MIDI for tests: a private JACK server, a test keyboard and a test synth.
 
-``JackServer`` starts ``jackd -n NAME --no-realtime -d dummy`` (async, ``-p 256`` unless
+``JackServer`` starts ``jackd -n NAME --no-realtime -d dummy`` (async, ``-p 128`` unless
 told otherwise), waits until clients can connect, and stops it by pid, removing the
 ``/dev/shm`` files that carry its name. Clients in this process find it through
 ``JACK_DEFAULT_SERVER`` (set by the fixtures); subprocesses get :meth:`JackServer.env`.
@@ -49,7 +49,9 @@ def wait_for(condition: Callable[[], bool], timeout: float, interval: float = 0.
 class JackServer:
     """A private JACK server with the dummy driver."""
 
-    def __init__(self, period: int = 256, sync: bool = False, rate: int = 48000) -> None:
+    # 128 frames (2.67 ms): half the arrival jitter of 256 in the 10 ms timing checks of the
+    # call-and-response tests; 1000/1000 notes arrived at 128 (docs/performance.md).
+    def __init__(self, period: int = 128, sync: bool = False, rate: int = 48000) -> None:
         self.name = f"jamtest-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.command = ["jackd", "-n", self.name, "--no-realtime", *(["-S"] if sync else []),
                         "-d", "dummy", "-r", str(rate), "-p", str(period)]
