@@ -66,11 +66,15 @@ class ProbabilisticGenerator(Generator):
         """Log-probabilities (or logits) over the vocabulary for the next token."""
 
     def continuation(self, spec: AnswerSpec, rng: np.random.Generator) -> Iterator[int]:
-        """Sample each token from :meth:`next_logits` under the grammar and ``spec.mask``."""
+        """Sample each token from :meth:`next_logits` under the grammar and ``spec.mask``;
+        the first onset token is a PITCH (an answer opens with a note)."""
+        opening = True
         while True:
             mask = tk.grammar_mask(self.last_token)
             if spec.mask is not None:
                 mask = mask & spec.mask
+            if opening and not mask[tk.SHIFT_BASE]:
+                mask, opening = mask & tk.PITCH_MASK, False
             token = sample(self.next_logits(), rng, spec.sampler, mask)
             self.feed([token])
             yield token

@@ -10,14 +10,13 @@ trained on windows that start that way.
 from __future__ import annotations
 
 from collections import deque
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
-from jam.generators.base import AnswerSpec, ProbabilisticGenerator
+from jam.generators.base import ProbabilisticGenerator
 from jam.model.runtime import Model
 from jam.music import tokens as tk
-from jam.music.sampling import sample
 
 
 class LstmGenerator(ProbabilisticGenerator):
@@ -66,15 +65,3 @@ class LstmGenerator(ProbabilisticGenerator):
 
     def next_logits(self) -> np.ndarray:
         return self._logits.copy()
-
-    def continuation(self, spec: AnswerSpec, rng: np.random.Generator) -> Iterator[int]:
-        opening = True  # the answer opens with a note (see jam.generators.base)
-        while True:
-            mask = tk.grammar_mask(self.last_token)
-            if spec.mask is not None:
-                mask = mask & spec.mask
-            if opening and not mask[tk.SHIFT_BASE]:
-                mask, opening = mask & tk.PITCH_MASK, False
-            token = sample(self._logits, rng, spec.sampler, mask)
-            self.feed([token])
-            yield token
