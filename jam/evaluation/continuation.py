@@ -125,12 +125,3 @@ def features(notes: Sequence[Note], context: Context) -> dict[str, np.ndarray | 
         "on_grid_rate": m.on_grid_rate(notes),
         "call_repetition": m.call_repetition(notes, context.call),
     }
-
-
-VECTOR_FEATURES = (
-    "pitch_class_histogram",
-    "pitch_class_transitions",
-    "interval_histogram",
-    "note_length_histogram",
-    "inter_onset_histogram",
-)

@@ -3,7 +3,7 @@
 
 Every token fed steps the model once (the state follows the call as it is played). The last
 ``window`` tokens are also kept, so :meth:`LstmGenerator.reprime` can rebuild a fresh state
-from ``BOS + window`` in one run (new phrase, tempo change, model swap); the model was
+from ``BOS + window`` in one run (new phrase, tempo change, an answer cut short); the model was
 trained on windows that start that way.
 """
 
@@ -34,11 +34,6 @@ class LstmGenerator(ProbabilisticGenerator):
         self._window.clear()
         self.last_token = None
         self._logits = self.model.step(tk.BOS)
-
-    def swap_model(self, model: Model) -> None:
-        """Use another model, continuing from the same recent tokens."""
-        self.model = model
-        self.reprime()
 
     def feed(self, tokens: Iterable[int]) -> None:
         tokens = [int(token) for token in tokens]

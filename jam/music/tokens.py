@@ -108,11 +108,6 @@ def bars_to_ticks(bars: float, beats_per_bar: int = 4) -> int:
     return int(round(bars * beats_per_bar * TICKS_PER_BEAT))
 
 
-def seconds_to_ticks(seconds: float, bpm: float) -> int:
-    """Nearest grid tick for a time in seconds at a fixed tempo."""
-    return int(round(seconds * bpm / 60.0 * TICKS_PER_BEAT))
-
-
 class Encoder:
     """Live, incremental encoder: MIDI note events in, tokens out (see module docstring).
 
@@ -127,11 +122,6 @@ class Encoder:
         self._pitch = -1  # the note whose PITCH is out but whose SHIFT is not (-1: none)
         self._onset = 0
         self._release: int | None = None
-
-    @property
-    def sounding(self) -> int | None:
-        """Pitch of the note that is open in the token stream, if any."""
-        return self._pitch if self._pitch >= 0 else None
 
     def note_on(self, pitch: int, tick: int) -> list[int]:
         if self._pitch >= 0 and tick <= self._onset:
