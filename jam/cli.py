@@ -62,14 +62,14 @@ def _cmd_config(config: Config, args: argparse.Namespace) -> int:
 
 def _cmd_panic(config: Config, args: argparse.Namespace) -> int:
     from jam.midi.ports import RtMidiSystem, close_output
-    from jam.midi.tracker import reset_messages
+    from jam.midi.tracker import silence_messages
 
     if config.out is None:
         raise JamError("jam panic needs --out PORT (list ports with 'jam ports')")
     with RtMidiSystem.connect(config.api) as system:
         port = system.open_output(config.out)
         try:
-            for message in reset_messages(range(16)):
+            for message in silence_messages(range(16)):
                 port.send(message)
         finally:
             close_output(port)
@@ -87,11 +87,12 @@ def _respond_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_respond(config: Config, args: argparse.Namespace) -> int:
-    from jam.engine.offline import respond_file
+    from jam.engine.assembly import respond_file
 
-    # the file's own tempo unless --bpm is on the command line
+    # the file's own tempo and meter unless --bpm / --meter are on the command line
     bpm = config.bpm if hasattr(args, "bpm") else None
-    summary = respond_file(config, args.call, args.output, bpm=bpm,
+    meter = config.meter if hasattr(args, "meter") else None
+    summary = respond_file(config, args.call, args.output, bpm=bpm, meter=meter,
                            answer_only=args.answer_only, overwrite=args.force)
     print(summary)
     return 0
@@ -108,7 +109,7 @@ COMMANDS: tuple[Command, ...] = (
 
 
 def _call_mode(config: Config) -> Mode:
-    from jam.engine.session import CallMode
+    from jam.engine.live import CallMode
 
     return CallMode.from_config(config)
 

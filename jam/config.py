@@ -291,6 +291,12 @@ def parse_cli_value(key: str, text: str) -> Any:
     return check_value(key, option.from_text(text), f"({option.flag})")
 
 
+def default_config() -> Config:
+    """The shipped defaults alone (no config file is read): what tools and tests measure
+    when they mean "the product as installed"."""
+    return Config(**{o.attr: o.default for o in OPTIONS})
+
+
 def build_config(cli: Mapping[str, Any], config_path: str | Path | None = None) -> Config:
     """Merge defaults < config file < ``cli`` (values given on the command line, or by a
     program; checked again here). ``config_path`` None: the default path, if it exists.

@@ -34,12 +34,11 @@ import time
 
 import numpy as np
 
-from jam.engine.clock import Clock, FixedTempo, Meter
-from jam.engine.offline import VirtualTime
-from jam.engine.session import (CallMode, CallResponse, EngineSettings, make_generator,
-                                make_tempo)
+from jam.engine.assembly import make_generator, make_tempo
+from jam.engine.callresponse import CallResponse, EngineSettings
+from jam.engine.clock import Clock, FixedTempo
+from jam.engine.live import CallMode
 from jam.engine.scheduler import Scheduler
-from jam.music.sampling import SamplerSettings
 
 from benchstats import percentiles  # tools/ is on sys.path when a tool runs
 
@@ -60,24 +59,21 @@ def random_call(rng: np.random.Generator, beats: int = 8, bpm: float = 120.0,
     return events
 
 
-def engine(model: str | None, tempo: str, now: VirtualTime | None = None,
-           **settings) -> CallResponse:
-    clock = Clock(120.0, Meter(), None, now or time.monotonic)
+def engine(model: str | None, tempo: str, **settings) -> CallResponse:
+    """The engine with the shipped defaults (and ``settings``), at 120 BPM."""
+    clock = Clock(120.0)
     return CallResponse(make_generator(model, "cpu"), clock, make_tempo(tempo, 120.0),
-                        EngineSettings(sampler=SamplerSettings(1.0, 0.95), **settings),
-                        np.random.default_rng(0))
+                        EngineSettings.defaults(**settings), np.random.default_rng(0))
 
 
 def bench_listen(model: str | None, events: int) -> dict:
     """Per-event cost of listening (virtual clock; one never-ending call)."""
-    now = VirtualTime()
-    eng = engine(model, "fixed", now, listen_silence=1e9, max_call=None)
+    eng = engine(model, "fixed", listen_silence=1e9, max_call=None)
     rng = np.random.default_rng(1)
     wall_on, cpu_on, wall_all = [], [], []
     t = 0.0
     while len(wall_all) < events:
         for when, pitch, velocity in random_call(rng, 8, 120.0, t):
-            now.now = when
             began, began_cpu = time.perf_counter(), time.thread_time()
             if velocity:
                 eng.note_on(pitch, velocity, when)
@@ -95,29 +91,27 @@ def bench_listen(model: str | None, events: int) -> dict:
 
 def bench_response(model: str | None, tempo: str, calls: int) -> dict:
     """Call end -> first answer note computed, over many 2-bar calls (virtual clock)."""
-    now = VirtualTime()
-    eng = engine(model, tempo, now, answer_bars=1)
+    eng = engine(model, tempo, answer_bars=1)
     rng = np.random.default_rng(2)
     t = 0.0
     wall, cpu = [], []
     for _ in range(calls):
         events = random_call(rng, 8, 120.0, t)
         for when, pitch, velocity in events:
-            now.now = when
             if velocity:
                 eng.note_on(pitch, velocity, when)
             else:
                 eng.note_off(pitch, when)
-        now.now = events[-1][0] + 0.5
+        now = events[-1][0] + 0.5
         began, began_cpu = time.perf_counter(), time.thread_time()
-        first = eng.end_call(now.now, "bench")  # returns with the first answer note
+        first = eng.end_call(now, "bench")  # returns with the first answer note
         wall.append(time.perf_counter() - began)
         cpu.append(time.thread_time() - began_cpu)
         assert first, "no answer note"
         while eng.answer is not None:  # play the answer out on the virtual clock
-            now.now = max(now.now, eng.wakeup() or now.now)
-            eng.poll(now.now)
-        t = now.now + 30.0  # a pause: the next call is a new phrase
+            now = max(now, eng.wakeup() or now)
+            eng.poll(now)
+        t = now + 30.0  # a pause: the next call is a new phrase
     return {"wall": percentiles(wall[10:]), "cpu": percentiles(cpu[10:])}
 
 
@@ -172,9 +166,8 @@ def bench_timing(model: str | None, answers: int, bpm: float) -> dict:
     output = mido.Backend(JACK_BACKEND, load=True).open_output(f"{name}:in")  # connect
     scheduler = DeadlineLog(output, keep_lateness=100_000)
     scheduler.start()
-    clock = Clock(bpm, Meter())
-    eng = CallResponse(make_generator(model, "cpu"), clock, FixedTempo(bpm),
-                       EngineSettings(answer_bars=2, lookahead=1.0), np.random.default_rng(3))
+    eng = CallResponse(make_generator(model, "cpu"), Clock(bpm), FixedTempo(bpm),
+                       EngineSettings.defaults(answer_bars=2), np.random.default_rng(3))
     mode = CallMode(eng, channel=0)
     mode.start(scheduler)
     rng = np.random.default_rng(4)

@@ -30,7 +30,7 @@ import numpy as np
 from tqdm import tqdm
 
 from jam.dataset import Tune, data_hash, read_split, write_split
-from jam.engine.session import EngineSettings
+from jam.engine.callresponse import EngineSettings
 from jam.errors import JamError
 from jam.evaluation import continuation as cont
 from jam.evaluation import mgeval
@@ -203,7 +203,7 @@ def feature_table(melodies: list[list[tk.Note]], contexts: list[cont.Context]) -
 
 def engine_spec(example: cont.Example, key_mask: bool) -> AnswerSpec:
     """The spec the live engine would give (its default sampling, key and range mask)."""
-    s = EngineSettings()
+    s = EngineSettings.defaults()
     classes = estimate_key(example.call).scale if key_mask else None
     return AnswerSpec(s.sampler, pitch_mask(classes, s.low, s.high), ticks=example.answer_ticks)
 
@@ -401,7 +401,7 @@ def run(args: argparse.Namespace) -> dict:
     result: dict = {"config": {**vars(args), "model": str(lstm_model.path), "data_sha256": data_sha,
                                "model_trained_on_this_data": lstm_model.metadata.get("jam.data.sha256") == data_sha,
                                "model_metadata": lstm_model.metadata,
-                               "engine_sampler": vars(EngineSettings().sampler)}}
+                               "engine_sampler": vars(EngineSettings.defaults().sampler)}}
     result["likelihood"] = likelihoods(probabilistic, test, train, args.corpus)
     first = next(iter(result["likelihood"].values()))
     result["likelihood_sizes"] = {k: f"{v['tunes']} tunes, {v['notes']} notes" for k, v in first.items()}

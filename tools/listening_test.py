@@ -25,15 +25,14 @@ import shlex
 import shutil
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from jam.dataset import read_split
-from jam.engine.clock import Meter
+from jam.engine.assembly import make_generator
+from jam.engine.callresponse import EngineSettings
 from jam.engine.offline import respond
-from jam.engine.session import EngineSettings, make_generator
 from jam.errors import JamError
 from jam.evaluation.continuation import make_example
 from jam.fileio import atomic_write_bytes
@@ -41,6 +40,7 @@ from jam.generators.base import Generator
 from jam.generators.baselines import RandomInKeyGenerator, RepeatCallGenerator
 from jam.generators.markov import MarkovGenerator
 from jam.midi.files import Phrase, read_midi, write_midi
+from jam.music.meter import Meter
 
 GENERATORS = ("lstm", "rules", "markov", "unigram", "repeat", "random-in-key")
 SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
@@ -102,7 +102,8 @@ def load_calls(args: argparse.Namespace) -> list[tuple[str, Phrase]]:
             example = make_example(tune.id, tune.source, tune.tokens, tune.beats_per_bar,
                                    args.call_bars, answer_bars=1)
             if example is not None:
-                calls.append((tune.id, Phrase(example.call, args.bpm, tune.beats_per_bar)))
+                calls.append((tune.id, Phrase(example.call, args.bpm,
+                                              Meter(tune.beats_per_bar, 4))))
     order = np.random.default_rng(args.seed).permutation(len(calls))
     return [calls[i] for i in order[: args.trials]]
 
@@ -138,15 +139,15 @@ def prepare_trial(index: int, name: str, call: Phrase, generators: dict[str, Gen
     """Render both versions of a trial (if not yet rendered); the generators in file order."""
     rng = np.random.default_rng([args.seed, index])
     order = [args.a, args.b] if rng.random() < 0.5 else [args.b, args.a]
-    settings = replace(EngineSettings(), meter=Meter(call.beats_per_bar, 4))
+    settings = EngineSettings.defaults(meter=call.meter)
     for slot, generator_name in enumerate(order, 1):
         wav = out / f"trial{index:03d}-{slot}.wav"
         if wav.is_file():
             continue
-        result = respond(call, generators[generator_name], settings,
+        result = respond(call.notes, call.bpm, generators[generator_name], settings,
                          rng=np.random.default_rng([args.seed, index, slot]))
         midi = out / f"trial{index:03d}-{slot}.mid"
-        write_midi(midi, [result.call, result.answer], result.bpm, call.beats_per_bar,
+        write_midi(midi, [result.call, result.answer], result.bpm, call.meter,
                    names=["call", "answer"], overwrite=True)
         render(midi, wav, args.soundfont)
     return order

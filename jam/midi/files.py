@@ -16,6 +16,7 @@ import mido
 
 from jam.errors import JamError
 from jam.fileio import atomic_write_bytes
+from jam.music.meter import Meter
 from jam.music.tokens import TICKS_PER_BEAT, Note
 
 DRUM_CHANNEL = 9  # General MIDI channel 10
@@ -24,9 +25,16 @@ FILE_TICKS_PER_BEAT = 480
 
 @dataclass
 class Phrase:
+    """Notes with the file's first tempo and time signature (120 BPM and 4/4 if absent)."""
+
     notes: list[Note] = field(default_factory=list)
     bpm: float = 120.0
-    beats_per_bar: int = 4
+    meter: Meter = Meter()
+
+    @property
+    def beats_per_bar(self) -> int:
+        """Whole quarter-note beats per bar (as the dataset records it)."""
+        return max(1, round(self.meter.bar_ticks / TICKS_PER_BEAT))
 
 
 def _grid(tick: int, file_tpb: int) -> int:
@@ -45,7 +53,8 @@ def read_midi(path: str | os.PathLike) -> Phrase:
     if midi.type == 2:
         raise JamError(f"{path}: MIDI type 2 (independent sequences) is not supported; save as type 0 or 1")
     tpb = midi.ticks_per_beat or FILE_TICKS_PER_BEAT
-    bpm, beats_per_bar = None, None
+    bpm: float | None = None
+    meter: Meter | None = None
     notes: list[Note] = []
     for track in midi.tracks:
         tick = 0
@@ -60,8 +69,11 @@ def read_midi(path: str | os.PathLike) -> Phrase:
             tick += msg.time
             if msg.type == "set_tempo" and bpm is None:
                 bpm = mido.tempo2bpm(msg.tempo)
-            elif msg.type == "time_signature" and beats_per_bar is None:
-                beats_per_bar = max(1, round(msg.numerator * 4 / msg.denominator))
+            elif msg.type == "time_signature" and meter is None:
+                try:
+                    meter = Meter(msg.numerator, msg.denominator)
+                except ValueError:  # a signature our grid cannot count (e.g. 5/32): 4/4
+                    meter = Meter()
             elif msg.type in ("note_on", "note_off") and msg.channel != DRUM_CHANNEL:
                 key = (msg.channel, msg.note)
                 if key in open_notes:  # a note-off, or a retrigger of a sounding pitch
@@ -73,13 +85,13 @@ def read_midi(path: str | os.PathLike) -> Phrase:
     if not notes:
         raise JamError(f"{path}: no notes found (drums on channel 10 are ignored); give a file with a melody")
     notes.sort(key=lambda n: (n.start, n.pitch))
-    return Phrase(notes, round(bpm or 120.0, 3), beats_per_bar or 4)
+    return Phrase(notes, round(bpm or 120.0, 3), meter or Meter())
 
 
 def midi_bytes(
     tracks: list[list[Note]],
     bpm: float,
-    beats_per_bar: int = 4,
+    meter: Meter = Meter(),
     names: list[str] | None = None,
     channel: int = 0,
 ) -> bytes:
@@ -88,7 +100,8 @@ def midi_bytes(
     midi = mido.MidiFile(type=1, ticks_per_beat=FILE_TICKS_PER_BEAT)
     conductor = mido.MidiTrack()
     conductor.append(mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(bpm), time=0))
-    conductor.append(mido.MetaMessage("time_signature", numerator=beats_per_bar, denominator=4, time=0))
+    conductor.append(mido.MetaMessage("time_signature", numerator=meter.numerator,
+                                      denominator=meter.denominator, time=0))
     midi.tracks.append(conductor)
     for i, notes in enumerate(tracks):
         track = mido.MidiTrack()
@@ -114,9 +127,9 @@ def write_midi(
     path: str | os.PathLike,
     tracks: list[list[Note]],
     bpm: float,
-    beats_per_bar: int = 4,
+    meter: Meter = Meter(),
     names: list[str] | None = None,
     overwrite: bool = False,
 ) -> None:
     """Write notes as a MIDI file, atomically; refuse to replace a file unless ``overwrite``."""
-    atomic_write_bytes(path, midi_bytes(tracks, bpm, beats_per_bar, names), overwrite=overwrite)
+    atomic_write_bytes(path, midi_bytes(tracks, bpm, meter, names), overwrite=overwrite)

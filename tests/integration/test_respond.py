@@ -5,12 +5,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from importlib import resources
 
 import mido
 import pytest
 
-from jam.midi.files import write_midi
+from jam.config import default_config
+from jam.engine.assembly import respond_file
+from jam.midi.files import read_midi, write_midi
+from jam.music.meter import Meter
 from jam.music.theory import Key
 from jam.music.tokens import Note
 
@@ -147,3 +151,69 @@ def test_malformed_or_empty_midi_is_one_line_exit_2(tmp_path, env, content):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "bad.mid" in lines[0], result.stderr
     assert not out.exists()
+
+
+# --- the sweep: tempos, meters, calls ending on and off the beat --------------------------
+
+SWEEP_TEMPOS = [40.0, 55.5, 90.0, 97.2, 100.0, 133.33, 180.0, 240.0]  # 97.2: 617,284 us/beat
+SWEEP_METERS = ["2/4", "3/4", "4/4", "6/8"]
+
+
+def two_bar_call(meter: Meter, off_beat: bool) -> list[Note]:
+    """A call filling exactly two bars (ending on the bar line), or ending an eighth before
+    it (off the beat); both are two bars long to a listener."""
+    span, step = 2 * meter.bar_ticks, 6 if meter.compound else 12
+    starts = list(range(0, span, step))
+    pitches = [60, 62, 64, 65, 67, 69, 71, 72]
+    notes = [Note(pitches[i % 8], s, step, 80) for i, s in enumerate(starts)]
+    if off_beat:
+        notes[-1] = notes[-1]._replace(duration=step - 6 if step > 6 else 3)
+    return notes
+
+
+@pytest.mark.parametrize("meter_text", SWEEP_METERS)
+@pytest.mark.parametrize("off_beat", [False, True], ids=["on-beat", "off-beat"])
+def test_respond_answers_every_tempo_and_meter_on_the_intended_beat(tmp_path, meter_text,
+                                                                     off_beat):
+    """Every answer has notes, starts on the first beat of the meter at or after one beat
+    (quarter) of silence, and lasts the call's two bars; the file says the call's meter."""
+    meter = Meter.parse(meter_text)
+    config = default_config()
+    call = two_bar_call(meter, off_beat)
+    last_end = max(n.end for n in call)
+    first_beat = -(-(last_end + 12) // meter.beat_ticks) * meter.beat_ticks
+    for bpm in SWEEP_TEMPOS:
+        path, out = tmp_path / f"call-{bpm}.mid", tmp_path / f"answer-{bpm}.mid"
+        write_midi(path, [call], bpm, meter)
+        respond_file(replace(config, seed=1), str(path), str(out))
+        phrase = read_midi(out)
+        assert phrase.meter == meter and phrase.bpm == pytest.approx(bpm, abs=1e-3)
+        answer = [n for n in phrase.notes if n.start >= last_end]
+        assert answer, f"{bpm} BPM: empty answer"
+        assert answer[0].start == first_beat, f"{bpm} BPM: answer starts at tick {answer[0].start}"
+        bars_end = first_beat + 2 * meter.bar_ticks
+        assert max(n.end for n in answer) <= bars_end, f"{bpm} BPM: answer too long"
+        assert max(n.end for n in answer) > bars_end - meter.bar_ticks, f"{bpm} BPM: too short"
+
+
+def test_a_three_four_call_is_answered_in_three_four(call, tmp_path, env):
+    waltz = tmp_path / "waltz.mid"
+    write_midi(waltz, [[Note(p, 12 * i, 12) for i, p in enumerate([67, 71, 74, 72, 71, 69])]],
+               90.0, Meter(3, 4))
+    out = tmp_path / "answer.mid"
+    result = run_jam(["respond", str(waltz), "-o", str(out), "--seed", "2"], env)
+    assert result.returncode == 0, result.stderr
+    assert "in 3/4" in result.stdout
+    signatures = [m for m in mido.MidiFile(out).tracks[0] if m.type == "time_signature"]
+    assert [(m.numerator, m.denominator) for m in signatures] == [(3, 4)]
+    _, notes = answer_notes(out)
+    bar = 3 * 480
+    start = 2 * bar + 480  # after two bars of call and a beat of silence
+    assert notes[0][0] == start
+    assert start + bar < max(end for _, end, _ in notes) <= start + 2 * bar  # 2 bars of 3/4
+    # --meter overrides the file's meter
+    forced = tmp_path / "forced.mid"
+    assert run_jam(["respond", str(waltz), "-o", str(forced), "--meter", "4/4"],
+                   env).returncode == 0
+    signatures = [m for m in mido.MidiFile(forced).tracks[0] if m.type == "time_signature"]
+    assert [(m.numerator, m.denominator) for m in signatures] == [(4, 4)]

@@ -6,6 +6,7 @@ import pytest
 from jam.errors import JamError
 from jam.fileio import atomic_write_bytes
 from jam.midi.files import midi_bytes, read_midi, write_midi
+from jam.music.meter import Meter
 from jam.music.tokens import Note
 
 PHRASE = [Note(60, 0, 12, 90), Note(60, 12, 6, 70), Note(64, 18, 30, 100), Note(67, 48, 3, 50)]
@@ -13,11 +14,11 @@ PHRASE = [Note(60, 0, 12, 90), Note(60, 12, 6, 70), Note(64, 18, 30, 100), Note(
 
 def test_written_notes_read_back_exactly(tmp_path):
     path = tmp_path / "call.mid"
-    write_midi(path, [PHRASE], bpm=93, beats_per_bar=3, names=["call"])
+    write_midi(path, [PHRASE], bpm=93, meter=Meter(3, 4), names=["call"])
     phrase = read_midi(path)
     assert phrase.notes == PHRASE
     assert phrase.bpm == pytest.approx(93, abs=0.01)
-    assert phrase.beats_per_bar == 3
+    assert phrase.meter == Meter(3, 4) and phrase.beats_per_bar == 3
 
 
 def test_writing_is_deterministic():
@@ -84,3 +85,10 @@ def test_malformed_or_empty_files_are_one_line_errors(tmp_path, content, message
 def test_missing_file(tmp_path):
     with pytest.raises(JamError, match="no such file"):
         read_midi(tmp_path / "missing.mid")
+
+
+@pytest.mark.parametrize("meter", [Meter(2, 4), Meter(3, 4), Meter(6, 8), Meter(7, 8), Meter(2, 2)])
+def test_the_time_signature_round_trips(tmp_path, meter):
+    path = tmp_path / f"m{meter.numerator}-{meter.denominator}.mid"
+    write_midi(path, [PHRASE], bpm=100, meter=meter)
+    assert read_midi(path).meter == meter
