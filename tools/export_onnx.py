@@ -28,12 +28,11 @@ import torch
 
 from jam.errors import JamError
 from jam.fileio import atomic_write_bytes
+from jam.model.network import model_from_config
 from jam.model.runtime import INPUTS, OUTPUTS, Model, make_session
 from jam.music import tokens as tk
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_model import step_latency  # noqa: E402  (tools/ is not a package)
-from train import model_from_config  # noqa: E402
+from bench_model import step_latency  # tools/ is on sys.path when a tool runs
 
 PARITY_LIMIT = 1e-4
 LICENCES = {

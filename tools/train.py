@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Train the jam LSTM (Embedding -> LSTM -> Linear) on a prepared dataset (jam/dataset.py).
+"""Train the jam LSTM (jam/model/network.py: Embedding -> LSTM -> Linear) on a prepared
+dataset (jam/dataset.py).
 
     python tools/train.py data/pd -o runs/default --epochs 12
     torchrun --nproc-per-node 2 tools/train.py data/pd -o runs/ddp     # DistributedDataParallel
@@ -37,31 +38,11 @@ from tqdm import tqdm
 from jam import dataset
 from jam.errors import JamError
 from jam.fileio import atomic_write_bytes
+from jam.model.network import model_from_config
 from jam.music import tokens as tk
 
 PAD = -100  # ignored target
 LOG2 = math.log(2.0)
-
-
-class LstmModel(nn.Module):
-    """Embedding -> LSTM -> Linear over the vocabulary; forward returns logits and (h, c)."""
-
-    def __init__(self, vocab: int, embed: int, hidden: int, layers: int, dropout: float = 0.0) -> None:
-        super().__init__()
-        self.embed = nn.Embedding(vocab, embed)
-        self.lstm = nn.LSTM(embed, hidden, layers, batch_first=True,
-                            dropout=dropout if layers > 1 else 0.0)
-        self.head = nn.Linear(hidden, vocab)
-
-    def forward(self, tokens: torch.Tensor, h: torch.Tensor | None = None, c: torch.Tensor | None = None):
-        state = None if h is None else (h, c)
-        out, (h_out, c_out) = self.lstm(self.embed(tokens), state)
-        return self.head(out), h_out, c_out
-
-
-def model_from_config(config: dict) -> LstmModel:
-    return LstmModel(config["vocab"], config["embed"], config["hidden"], config["layers"],
-                     config.get("dropout", 0.0))
 
 
 # ---------------------------------------------------------------- data

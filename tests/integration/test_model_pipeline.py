@@ -134,11 +134,8 @@ def test_whole_path_answers_with_valid_midi(exported, tmp_path):
 
 
 def test_exported_model_matches_pytorch(trained, exported):
-    sys.path.insert(0, str(TOOLS))
-    try:
-        from train import model_from_config
-    finally:
-        sys.path.remove(str(TOOLS))
+    from jam.model.network import model_from_config
+
     checkpoint = torch.load(trained / "best.pt", weights_only=True)
     reference = model_from_config(checkpoint["config"])
     reference.load_state_dict(checkpoint["model"])
