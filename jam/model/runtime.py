@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 import os
+import time
+from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -29,6 +31,8 @@ INPUTS = ("tokens", "h", "c")
 OUTPUTS = ("logits", "h_out", "c_out")
 _CUDA = "CUDAExecutionProvider"
 _CPU = "CPUExecutionProvider"
+TIMING_STEPS = 300  # steps timed on each device when ``auto`` has more than the CPU to choose from
+SWITCH_BELOW = 0.9  # another device must step in under 90 % of the CPU's median time to win
 
 
 def default_model_path() -> Path:
@@ -43,19 +47,74 @@ def default_model_path() -> Path:
 
 
 def _providers(device: str) -> list[str]:
-    import onnxruntime as ort
-
-    if device not in DEVICES:
-        raise JamError(f"unknown device {device!r}; use one of {', '.join(DEVICES)}")
-    available = ort.get_available_providers()
+    """onnxruntime providers for a concrete device, ``cpu`` or ``cuda`` (CPU as the fallback)."""
     if device == "cpu":
         return [_CPU]
-    if _CUDA in available:
-        return [_CUDA, _CPU]
     if device == "cuda":
+        return [_CUDA, _CPU]
+    raise ValueError(f"no providers for device {device!r}; resolve 'auto' with pick_device first")
+
+
+def choose_device(timings: Mapping[str, float]) -> str:
+    """The device to use given the median seconds per :meth:`Model.step` measured on each.
+
+    The fastest one, except that CPU keeps the job unless another device's median is below
+    ``SWITCH_BELOW`` (90 %) of CPU's: a near tie is noise, and the CPU has no kernel launches
+    or host-device copies to add to the slow tail. Without a CPU figure, simply the fastest.
+    """
+    if not timings:
+        raise ValueError("no timings to choose from")
+    fastest = min(timings, key=lambda name: (timings[name], name != "cpu"))
+    if "cpu" in timings and fastest != "cpu" and timings[fastest] >= SWITCH_BELOW * timings["cpu"]:
+        return "cpu"
+    return fastest
+
+
+def pick_device(device: str, available: Sequence[str],
+                measure: Callable[[list[str]], Mapping[str, float]]) -> str:
+    """The device a model runs on: ``cpu`` or ``cuda``.
+
+    ``available`` is onnxruntime's provider list (``onnxruntime.get_available_providers()``);
+    ``measure(devices)`` returns the median seconds per step on each of ``devices`` (it may
+    leave out a device that failed to start). ``auto`` measures only when more than the CPU
+    is available and keeps the faster device (:func:`choose_device`), logging the figures
+    once at info level; with only the CPU it measures nothing. ``cuda`` without CUDA support
+    warns and runs on the CPU.
+    """
+    if device not in DEVICES:
+        raise JamError(f"unknown device {device!r}; use one of {', '.join(DEVICES)}")
+    has_cuda = _CUDA in available
+    if device == "cuda" and not has_cuda:
         log.warning("CUDA was requested but onnxruntime has no CUDA support here "
                     "(install onnxruntime-gpu and a CUDA driver); running on CPU")
-    return [_CPU]
+    if device != "auto":
+        return "cuda" if device == "cuda" and has_cuda else "cpu"
+    if not has_cuda:
+        log.debug("device auto: onnxruntime offers only the CPU here; using cpu")
+        return "cpu"
+    timings = dict(measure(["cpu", "cuda"]))
+    if not timings:
+        return "cpu"
+    chosen = choose_device(timings)
+    figures = ", ".join(f"{name} {seconds * 1e6:.0f} us" for name, seconds in timings.items())
+    log.info("device auto: median model step %s (%d steps each); using %s",
+             figures, TIMING_STEPS, chosen)
+    return chosen
+
+
+def time_step(model: Model, steps: int = TIMING_STEPS, warmup: int = 30) -> float:
+    """Median seconds per :meth:`Model.step` over ``steps`` steps after a warm-up, from the
+    zero state (the model is reset afterwards)."""
+    model.reset()
+    tokens = [i % tk.BOS for i in range(warmup + steps)]
+    times = []
+    for i, token in enumerate(tokens):
+        start = time.perf_counter_ns()
+        model.step(token)
+        if i >= warmup:
+            times.append(time.perf_counter_ns() - start)
+    model.reset()
+    return float(np.median(times)) * 1e-9
 
 
 class Model:
@@ -104,7 +163,8 @@ class Model:
 
 
 def make_session(model: str | bytes, device: str = "cpu"):
-    """An onnxruntime session tuned for one token at a time (a file path or the model bytes)."""
+    """An onnxruntime session tuned for one token at a time (a file path or the model bytes)
+    on ``cpu`` or ``cuda`` (``auto`` is resolved by :func:`load_model`)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -115,18 +175,62 @@ def make_session(model: str | bytes, device: str = "cpu"):
 
 
 def load_model(path: str | os.PathLike | None = None, device: str = "auto") -> Model:
-    """Load a jam model (None: the default model). JamError, one line, if it is not usable."""
+    """Load a jam model (None: the default model) on ``device`` (auto, cpu or cuda; see
+    :func:`pick_device`). JamError, one line, if it is not usable."""
+    import onnxruntime as ort
+
     path = default_model_path() if path is None else Path(path)
     if not path.is_file():
         raise JamError(f"{path}: no such model file; pass --model PATH or omit it for the default model")
+    opened: dict[str, Model] = {}
+
+    def measure(devices: list[str]) -> dict[str, float]:
+        opened.update(open_devices(path, devices))
+        return measure_devices(opened)
+
+    chosen = pick_device(device, ort.get_available_providers(), measure)
+    return opened[chosen] if chosen in opened else _open(path, chosen)
+
+
+def open_devices(path: Path, devices: list[str]) -> dict[str, Model]:
+    """The model opened on each device that really runs it (CPU first, so a bad file is
+    reported as such); a device other than CPU that fails to start is left out, with a warning."""
+    opened = {}
+    for name in devices:
+        if name == "cpu":
+            opened[name] = _open(path, name)
+            continue
+        try:
+            session = make_session(str(path), name)
+        except Exception as err:  # the file opened on the CPU: this is the device's failure
+            reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+            log.warning("device %s left out: %s", name, reason)
+            continue
+        model = _checked(path, session)
+        if model.device == name:  # onnxruntime falls back to the CPU when a provider fails
+            opened[name] = model
+        else:
+            log.warning("device %s left out: onnxruntime ran the model on %s", name, model.device)
+    return opened
+
+
+def measure_devices(models: Mapping[str, Model], steps: int = TIMING_STEPS) -> dict[str, float]:
+    """Median seconds per step of each opened model (device name -> seconds)."""
+    return {name: time_step(model, steps) for name, model in models.items()}
+
+
+def _open(path: Path, device: str) -> Model:
     try:
         session = make_session(str(path), device)
-    except JamError:
-        raise
     except Exception as err:  # onnxruntime raises several types for bad files
         reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
         raise JamError(f"{path}: not a readable ONNX model ({reason}); it may be truncated: "
                        "export or download it again") from None
+    return _checked(path, session)
+
+
+def _checked(path: Path, session) -> Model:
+    """The session as a :class:`Model` if it holds a jam model for this representation."""
     metadata = session.get_modelmeta().custom_metadata_map
     if "jam.representation" not in metadata:
         raise JamError(f"{path}: an ONNX model but not a jam model (no jam metadata); "
