@@ -14,7 +14,6 @@ from __future__ import annotations
 import difflib
 import math
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -22,9 +21,10 @@ from typing import Any, Callable, Mapping
 import yaml
 
 from jam.errors import JamError
+from jam.music.meter import Meter
+from jam.music.theory import parse_key
 
 NULL_WORDS = ("none", "null")  # strings that unset a nullable option (CLI, and in the file)
-KEY_RE = re.compile(r"^([A-Ga-g])([#b]?)\s+(major|minor)$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -105,19 +105,18 @@ def _bool(value: Any) -> bool:
 
 
 def _meter(value: Any) -> str:
-    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", value) if isinstance(value, str) else None
-    if match is None or not 1 <= int(match[1]) <= 32 or int(match[2]) not in (1, 2, 4, 8, 16):
-        raise ValueError('expected a time signature such as "4/4", "3/4" or "6/8"')
-    return f"{int(match[1])}/{int(match[2])}"
+    return str(Meter.parse(value))  # ValueError says what is expected
 
 
 def _key(value: Any) -> str:
-    if isinstance(value, str) and value.strip().lower() == "auto":
-        return "auto"
-    match = KEY_RE.match(value.strip()) if isinstance(value, str) else None
-    if match is None:
-        raise ValueError('expected "auto", a key such as "C major" or "F# minor", or null')
-    return f"{match[1].upper()}{match[2]} {match[3].lower()}"
+    if isinstance(value, str):
+        if value.strip().lower() == "auto":
+            return "auto"
+        try:
+            return parse_key(value).name
+        except ValueError:
+            pass
+    raise ValueError('expected "auto", a key such as "C major" or "F# minor", or null')
 
 
 def _number_text(text: str) -> Any:
@@ -219,12 +218,6 @@ class Config:
     lookahead: float
     debug: bool
     source: Path | None = None  # the config file that was read, if any
-
-    @property
-    def meter_signature(self) -> tuple[int, int]:
-        """The meter as (numerator, denominator), e.g. (6, 8)."""
-        num, den = self.meter.split("/")
-        return int(num), int(den)
 
     def as_dict(self) -> dict[str, Any]:
         """Key -> value in option order, as in the YAML file."""

@@ -216,10 +216,7 @@ class Listener:
 
 def window(history: Sequence[int], size: int = WINDOW) -> list[int]:
     """The last ``size`` tokens of ``history``, starting at an onset (PITCH or REST)."""
-    recent = list(history[-size:])
-    while recent and not (tk.is_pitch(recent[0]) or recent[0] == tk.REST):
-        recent.pop(0)
-    return recent
+    return tk.from_onset(history[-size:])
 
 
 def cut(tokens: Sequence[int], ticks: int) -> list[int]:

@@ -34,9 +34,7 @@ class RepeatCallGenerator(_CallMemory):
     name = "repeat"
 
     def continuation(self, spec: AnswerSpec, rng: np.random.Generator) -> Iterator[int]:
-        tokens = list(self.call)
-        while tokens and not (tk.is_pitch(tokens[0]) or tokens[0] == tk.REST):
-            tokens.pop(0)
+        tokens = tk.from_onset(self.call)
         if not tokens or not tk.is_shift(tokens[-1]):
             tokens = list(_FALLBACK)
         while True:

@@ -49,9 +49,8 @@ class LstmGenerator(ProbabilisticGenerator):
     def reprime(self, tokens: Sequence[int] | None = None) -> None:
         """A fresh state from BOS and ``tokens`` (default: the recent tokens), starting at a
         note or rest, in one run."""
-        recent = list(self._window if tokens is None else tokens)[-self._window.maxlen:]
-        while recent and not (tk.is_pitch(recent[0]) or recent[0] == tk.REST):
-            recent.pop(0)  # a window must start at an onset, as in training
+        recent = tk.from_onset(list(self._window if tokens is None else tokens)
+                               [-self._window.maxlen:])
         self.model.reset()
         self._logits = self.model.prime([tk.BOS, *recent])
         self._window.clear()

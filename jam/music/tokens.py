@@ -30,7 +30,7 @@ pitches with no SHIFT after them are dropped; REST and BOS only mark time or sta
 
 from __future__ import annotations
 
-from typing import Iterable, NamedTuple
+from typing import Iterable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -102,6 +102,15 @@ def grammar_mask(previous: int | None) -> np.ndarray:
     if previous is not None and (is_pitch(previous) or previous == REST):
         return SHIFT_MASK
     return ONSET_MASK
+
+
+def from_onset(tokens: Sequence[int]) -> list[int]:
+    """``tokens`` from the first onset (PITCH or REST) on: where a grammatical window may
+    start, as in training."""
+    for i, token in enumerate(tokens):
+        if is_pitch(token) or token == REST:
+            return list(tokens[i:])
+    return []
 
 
 def bars_to_ticks(bars: float, beats_per_bar: int = 4) -> int:

@@ -128,7 +128,7 @@ def test_empty_file_means_defaults(tmp_path):
 
 def test_attribute_names_and_meter():
     config = build_config({"in": "Keys", "meter": " 6 / 8 "}, None)
-    assert config.in_ == "Keys" and config.meter == "6/8" and config.meter_signature == (6, 8)
+    assert config.in_ == "Keys" and config.meter == "6/8"
 
 
 def test_unknown_command_and_help(capsys):

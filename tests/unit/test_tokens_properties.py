@@ -77,3 +77,12 @@ def test_encode_of_any_notes_is_grammatical(raw):
         assert tk.grammar_mask(previous)[token]
         previous = token
     assert len(tokens) % 2 == 0
+
+
+@given(st.lists(st.integers(0, tk.VOCAB_SIZE - 1), max_size=30))
+def test_from_onset_drops_exactly_the_tokens_before_the_first_onset(tokens):
+    kept = tk.from_onset(tokens)
+    dropped = tokens[: len(tokens) - len(kept)]
+    assert tokens[len(dropped):] == kept
+    assert not any(tk.is_pitch(t) or t == tk.REST for t in dropped)
+    assert kept == [] or tk.is_pitch(kept[0]) or kept[0] == tk.REST
