@@ -12,8 +12,9 @@ Three measurements:
   thread, the scheduler thread, a JACK output port) answers calls; a receiver in a
   separate process records arrival times. Reported: the scheduler's send time minus the
   deadline, and arrival minus deadline (the JACK period adds its latency there),
-  microseconds, p50/p99/max. DESIGN.md: measure on a sync server with a small period,
-  ``jackd -n NAME -S --no-realtime -d dummy -r 48000 -p 64``, clients long-lived.
+  microseconds, p50/p99/max. Measure on a sync server with a small period,
+  ``jackd -n NAME -S --no-realtime -d dummy -r 48000 -p 64``, with long-lived clients
+  (a client that exits quickly stalls a sync server for seconds; docs/performance.md).
 
 Usage::
 
@@ -39,10 +40,9 @@ from jam.engine.callresponse import CallResponse, EngineSettings
 from jam.engine.clock import Clock, FixedTempo
 from jam.engine.live import CallMode
 from jam.engine.scheduler import Scheduler
+from jam.midi.ports import JACK_BACKEND
 
 from benchstats import percentiles  # tools/ is on sys.path when a tool runs
-
-JACK_BACKEND = "mido.backends.rtmidi/UNIX_JACK"
 
 
 def random_call(rng: np.random.Generator, beats: int = 8, bpm: float = 120.0,
