@@ -22,12 +22,12 @@ from typing import Sequence
 
 from jam.engine.clock import Clock, TempoSource
 from jam.generators.base import Generator
+from jam.midi.tracker import CC_SUSTAIN
 from jam.music import tokens as tk
 from jam.music.tokens import Encoder, Note
 
 MIN_REST = 6  # ticks: an eighth note
 WINDOW = 64  # tokens of history a re-prime conditions on
-CC_SUSTAIN = 64
 
 
 class PhraseDetector:

@@ -1,7 +1,8 @@
 """The one thread that sends MIDI: absolute deadlines, note tracking, cancel and panic.
 
 Other threads hand it timed events; it owns the output port and the
-:class:`~jam.midi.tracker.NoteTracker`, so nothing else ever sends. Usage::
+:class:`~jam.midi.tracker.NoteTracker` (each sounding note with the tag it was sent under),
+so nothing else ever sends. Usage::
 
     scheduler = Scheduler(port, on_error=fail)
     scheduler.start()                       # thread up; scheduler.realtime says the policy
@@ -33,7 +34,7 @@ from typing import Any, Callable, Hashable, Iterable
 
 import mido
 
-from jam.midi.tracker import NOTES, NoteTracker, note_offs, panic_messages
+from jam.midi.tracker import NoteTracker, note_offs, panic_sequence
 
 REALTIME_PRIORITY = 50
 LATE_AFTER = 0.001  # s after its deadline: an event sent later counts as late
@@ -72,7 +73,6 @@ class Scheduler:
         self._heap: list[tuple[float, int, mido.Message, Hashable | None]] = []
         self._order = itertools.count()
         self._commands: deque[tuple[str, Hashable | None]] = deque()
-        self._owner: list[Hashable | None] = [None] * (16 * NOTES)
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._sent = 0
@@ -111,7 +111,7 @@ class Scheduler:
 
     def panic(self) -> None:
         """Drop all pending events; note-offs for all sounding notes, then CC64=0, CC123
-        and CC120 on the channels used (see :func:`jam.midi.tracker.panic_messages`)."""
+        and CC120 on the channels used (see :func:`jam.midi.tracker.panic_sequence`)."""
         with self._cond:
             self._heap.clear()
             self._commands.append((_PANIC, None))
@@ -159,12 +159,12 @@ class Scheduler:
                     break
                 command, tag = self._commands.popleft()
             if command == _PANIC:
-                for message in panic_messages(self.tracker):
+                for message in panic_sequence(self.tracker):
                     self._send(message)
                 self.tracker.clear()
-                self._owner[:] = [None] * len(self._owner)
             else:
-                self._end_notes_of(tag)
+                for message in note_offs(self.tracker.owned_by(tag)):
+                    self._send(message)
         heap = self._heap
         while True:
             with self._cond:
@@ -173,21 +173,11 @@ class Scheduler:
                 deadline, _, message, tag = heapq.heappop(heap)
             self._send(message, tag, deadline)
 
-    def _end_notes_of(self, tag: Hashable | None) -> None:
-        owner = self._owner
-        ended = [divmod(i, NOTES) for i, t in enumerate(owner) if t is not None and t == tag]
-        for message in note_offs(ended):
-            self._send(message)
-
     def _send(self, message: mido.Message, tag: Hashable | None = None,
               deadline: float | None = None) -> None:
         now = self._clock()
         self.port.send(message)
-        self.tracker.update(message)
-        if message.type == "note_on" or message.type == "note_off":
-            index = message.channel * NOTES + message.note
-            sounding = message.type == "note_on" and message.velocity > 0
-            self._owner[index] = tag if sounding else None
+        self.tracker.update(message, tag)
         self._sent += 1
         if deadline is not None:
             lateness = now - deadline

@@ -1,14 +1,15 @@
 """What is sounding (16 channels x 128 notes) and the panic message sequence. Pure: no ports.
 
 A :class:`NoteTracker` is fed every message that goes out and always knows which notes a
-synth is holding and which channels were used. :func:`panic_messages` then gives the
-messages that silence everything: a note-off for each sounding note, then sustain off
-(CC64=0), all notes off (CC123) and all sound off (CC120) on each used channel.
+synth is holding, who sent each (an owner tag, e.g. an answer id) and which channels were
+used. :func:`panic_sequence` then gives the messages that silence everything: a note-off
+for each sounding note, then :func:`silence_messages` (sustain off (CC64=0), all notes off
+(CC123) and all sound off (CC120)) on each used channel.
 """
 
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from typing import Hashable, Iterable, Iterator
 
 import mido
 
@@ -20,41 +21,47 @@ CC_ALL_SOUND_OFF = 120
 
 
 class NoteTracker:
-    """Sounding notes and used channels, updated with :meth:`update` per outgoing message.
+    """Sounding notes with their owner tags, and used channels, updated with :meth:`update`
+    per outgoing message.
 
     A note-on with velocity 0 counts as a note-off. Only the synth's view matters, so a
-    repeated note-on of a sounding note keeps one entry and one note-off ends it.
+    repeated note-on of a sounding note keeps one entry (owned by the latest sender) and
+    one note-off ends it.
     """
 
-    __slots__ = ("_sounding", "_used")
+    __slots__ = ("_owners", "_used")
 
     def __init__(self) -> None:
-        self._sounding = bytearray(CHANNELS * NOTES)
+        self._owners: dict[int, Hashable | None] = {}  # channel * NOTES + note -> owner
         self._used = 0  # bit c set: channel c (0-15) carried a channel message
 
-    def update(self, message: mido.Message) -> None:
+    def update(self, message: mido.Message, owner: Hashable | None = None) -> None:
         kind = message.type
-        if kind == "note_on":
-            self._sounding[message.channel * NOTES + message.note] = message.velocity > 0
-        elif kind == "note_off":
-            self._sounding[message.channel * NOTES + message.note] = 0
+        if kind == "note_on" and message.velocity > 0:
+            self._owners[message.channel * NOTES + message.note] = owner
+        elif kind == "note_on" or kind == "note_off":
+            self._owners.pop(message.channel * NOTES + message.note, None)
         elif not hasattr(message, "channel"):
             return
         self._used |= 1 << message.channel
 
     def is_sounding(self, channel: int, note: int) -> bool:
-        return bool(self._sounding[channel * NOTES + note])
+        return channel * NOTES + note in self._owners
 
     def sounding(self) -> list[tuple[int, int]]:
         """(channel, note) pairs that are sounding, in channel then pitch order."""
-        return [divmod(i, NOTES) for i, on in enumerate(self._sounding) if on]
+        return [divmod(i, NOTES) for i in sorted(self._owners)]
+
+    def owned_by(self, owner: Hashable | None) -> list[tuple[int, int]]:
+        """The sounding (channel, note) pairs whose last note-on came with ``owner``."""
+        return [divmod(i, NOTES) for i, tag in sorted(self._owners.items()) if tag == owner]
 
     def used_channels(self) -> list[int]:
         """Channels (0-15) that carried any channel message since the last :meth:`clear`."""
         return [c for c in range(CHANNELS) if self._used >> c & 1]
 
     def clear(self) -> None:
-        self._sounding[:] = bytes(len(self._sounding))
+        self._owners.clear()
         self._used = 0
 
 
@@ -64,13 +71,13 @@ def note_offs(pairs: Iterable[tuple[int, int]]) -> Iterator[mido.Message]:
         yield mido.Message("note_off", channel=channel, note=note, velocity=0)
 
 
-def reset_messages(channels: Iterable[int]) -> Iterator[mido.Message]:
+def silence_messages(channels: Iterable[int]) -> Iterator[mido.Message]:
     """Sustain off, all notes off and all sound off on each channel (0-15)."""
     for channel in channels:
         for control in (CC_SUSTAIN, CC_ALL_NOTES_OFF, CC_ALL_SOUND_OFF):
             yield mido.Message("control_change", channel=channel, control=control, value=0)
 
 
-def panic_messages(tracker: NoteTracker) -> list[mido.Message]:
-    """Note-offs for every sounding note, then :func:`reset_messages` per used channel."""
-    return [*note_offs(tracker.sounding()), *reset_messages(tracker.used_channels())]
+def panic_sequence(tracker: NoteTracker) -> list[mido.Message]:
+    """Note-offs for every sounding note, then :func:`silence_messages` per used channel."""
+    return [*note_offs(tracker.sounding()), *silence_messages(tracker.used_channels())]
