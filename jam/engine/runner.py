@@ -9,6 +9,10 @@ A *mode* (thru forwarding, call and response) is a :class:`Mode`. The loop calls
   returned has passed, and at least every :data:`MAX_WAIT` s;
 - ``stop()`` once at shutdown, after the input port closed and before the final panic.
 
+Input that is no MIDI message (a truncated message, stray bytes) never reaches the mode: the
+input port drops and counts it (see :func:`jam.midi.ports.decode_event`), and the loop's
+last line (``stopping (...)``) says how many were dropped.
+
 Shutdown (SIGINT, SIGTERM, SIGHUP, or an exception in any thread or in the mode): the input
 closes, the mode stops, the scheduler sends note-offs for every sounding note and CC64=0,
 CC123, CC120 on the channels used, the output closes. Signals return 0; an error is raised
@@ -153,8 +157,9 @@ def run(config: Config, mode: Mode) -> int:
                     control.fail(err)
         stats = scheduler.stats()
         log.info("stopping (%s): all notes off; sent %d messages, %d late by > %g ms, "
-                 "worst %.2f ms", control.reason, stats.sent, stats.late,
-                 LATE_AFTER * 1e3, stats.max_lateness * 1e3)
+                 "worst %.2f ms; dropped %d malformed input messages", control.reason,
+                 stats.sent, stats.late, LATE_AFTER * 1e3, stats.max_lateness * 1e3,
+                 input_port.dropped)
     if control.error is not None:
         raise control.error
     return 0

@@ -1,14 +1,20 @@
-"""MIDI ports: API choice, listing, opening by name or substring, virtual ports.
+"""MIDI ports: API choice, listing, opening by name or substring, virtual ports, and the
+decoding of input.
 
-Built on mido with the rtmidi backend. :class:`MidiSystem` holds the public methods and
-their checks (name matching, virtual-port support, one-line :class:`JamError` messages);
-:class:`RtMidiSystem` does the I/O. The ports it returns are mido ports (``send``,
-``close``, input callbacks). :func:`choose_api` and :func:`match_port` are pure.
+Built on python-rtmidi. :class:`MidiSystem` holds the public methods and their checks (name
+matching, virtual-port support, one-line :class:`JamError` messages); :class:`RtMidiSystem`
+does the I/O. Outputs are mido ports (mido's rtmidi backend). Inputs are our own
+(:class:`PolledInput` for JACK, :class:`CallbackInput` for the other APIs): both hand each
+event rtmidi delivers to an :class:`InputDecoder` (:func:`decode_event`), which never raises,
+so no input can stop jam; bytes that form no message are dropped and counted (``dropped``,
+and a debug log line each). :func:`choose_api`, :func:`match_port`, :func:`decode_event` and
+:class:`InputDecoder` need no MIDI system.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 import threading
@@ -20,9 +26,12 @@ import mido
 
 from jam.errors import JamError
 
-# our API names -> rtmidi API names (as mido spells them)
+log = logging.getLogger(__name__)
+
+# our API names -> rtmidi API names (rtmidi.API_<name>; mido's rtmidi backend spells them so)
 RTMIDI_APIS = {"alsa": "LINUX_ALSA", "jack": "UNIX_JACK", "coremidi": "MACOSX_CORE",
                "winmm": "WINDOWS_MM"}
+JACK_BACKEND = f"mido.backends.rtmidi/{RTMIDI_APIS['jack']}"  # mido's JACK ports
 ALSA_SEQUENCER = Path("/dev/snd/seq")
 CLIENT_NAME = "jam"
 VIRTUAL_IN = "jam in"
@@ -32,6 +41,13 @@ IDLE_POLL_INTERVAL = 0.002  # s between looks after IDLE_POLLS empty looks (~1 s
 IDLE_POLLS = 2000
 QUEUE_LIMIT = 8192  # messages rtmidi may hold for a PolledInput
 OUTPUT_DRAIN = 0.1  # s an output stays open after its last message (see close_output)
+
+SYSEX_START, SYSEX_END = 0xF0, 0xF7
+# status byte -> message length in bytes, for every status but sysex (its end is F7); the
+# undefined F4, F5, F9 and FD (and a stray F7) are missing: such bytes are dropped
+LENGTHS = {status: 2 if 0xC0 <= status < 0xE0 else 3 for status in range(0x80, 0xF0)}
+LENGTHS.update({0xF1: 2, 0xF2: 3, 0xF3: 2, 0xF6: 1,
+                0xF8: 1, 0xFA: 1, 0xFB: 1, 0xFC: 1, 0xFE: 1, 0xFF: 1})
 
 HINTS = {
     "alsa": "load the ALSA sequencer ('sudo modprobe snd-seq') or use --api jack",
@@ -83,12 +99,117 @@ def match_port(query: str, names: Sequence[str], kind: str) -> str:
     raise JamError(f"no MIDI {kind} matches {flag} '{query}'; available {kind}s: {listed}")
 
 
+def decode_event(data: Sequence[int]) -> tuple[list[mido.Message], list[bytes]]:
+    """The messages in one event from rtmidi (a list of bytes, 0-255), and the runs of bytes
+    between them that form no message (to drop). Never raises.
+
+    An event is normally one complete message; anything else is split like a MIDI byte
+    stream: running status, real-time bytes inside other messages, a new status byte ending
+    an unfinished message (a truncated note-on, an F1 without its data byte, a sysex without
+    F7: rtmidi's JACK input glues events to a sysex until one ends with F7). Each event starts
+    afresh: nothing carries over from the previous one."""
+    if data:
+        status, size = data[0], len(data)
+        if status == SYSEX_START:
+            whole = size > 1 and data[-1] == SYSEX_END and max(data[1:-1], default=0) < 0x80
+        else:
+            whole = LENGTHS.get(status) == size and max(data[1:], default=0) < 0x80
+        if whole:
+            return [mido.Message.from_bytes(data)], []
+    return _split(data)
+
+
+def _split(data: Sequence[int]) -> tuple[list[mido.Message], list[bytes]]:
+    """:func:`decode_event` for an event that is not one complete message."""
+    messages: list[mido.Message] = []
+    dropped: list[bytes] = []
+    junk: list[int] = []  # bytes since the last message that belong to none
+    current: list[int] = []  # the message being read (status byte first)
+    running = 0  # running status: the last channel message's status byte
+
+    def complete(message: list[int]) -> None:
+        if junk:
+            dropped.append(bytes(junk))
+            junk.clear()
+        messages.append(mido.Message.from_bytes(message))
+
+    for byte in data:
+        if byte >= 0xF8:  # real-time: a message of its own, even inside another one
+            if byte in LENGTHS:
+                messages.append(mido.Message.from_bytes([byte]))
+            else:
+                junk.append(byte)
+        elif byte >= 0x80:  # a status byte ends what came before it
+            if byte == SYSEX_END and current[:1] == [SYSEX_START]:
+                current.append(byte)
+                complete(current)
+                current = []
+                continue
+            junk.extend(current)
+            current = []
+            running = byte if byte < 0xF0 else 0
+            if LENGTHS.get(byte) == 1:
+                complete([byte])
+            elif byte in LENGTHS or byte == SYSEX_START:
+                current = [byte]
+            else:
+                junk.append(byte)
+        elif current or running:  # a data byte
+            if not current:
+                current = [running]
+            current.append(byte)
+            if len(current) == LENGTHS.get(current[0]):
+                complete(current)
+                current = []
+        else:
+            junk.append(byte)
+    junk.extend(current)
+    if junk:
+        dropped.append(bytes(junk))
+    return messages, dropped
+
+
+class InputDecoder:
+    """Turns an input's events (byte lists from rtmidi) into messages for ``callback``, one
+    :meth:`feed` per event (see :func:`decode_event`). Bytes that form no message are
+    dropped: ``dropped`` counts the runs of them, each logged at debug level with ``name``.
+    Every input port reads through one of these."""
+
+    __slots__ = ("name", "dropped", "_callback")
+
+    def __init__(self, callback: Callable[[mido.Message], None], name: str = "input") -> None:
+        self.name = name
+        self.dropped = 0
+        self._callback = callback
+
+    def feed(self, data: Sequence[int]) -> None:
+        messages, dropped = decode_event(data)
+        if dropped:
+            self.dropped += len(dropped)
+            if log.isEnabledFor(logging.DEBUG):
+                for junk in dropped:
+                    log.debug("input '%s': dropped malformed MIDI bytes %s", self.name,
+                              junk.hex(" "))
+        for message in messages:
+            self._callback(message)
+
+
 def close_output(port: mido.ports.BaseOutput) -> None:
     """Close an output after :data:`OUTPUT_DRAIN` seconds, so the last messages (the
     panic) reach a receiver that runs a cycle late before the port goes away (JACK)."""
     if not port.closed:
         time.sleep(OUTPUT_DRAIN)
         port.close()
+
+
+@contextlib.contextmanager
+def _explained(kind: str, name: str) -> Iterator[None]:
+    """Turn an OSError from opening a port into a one-line JamError."""
+    try:
+        yield
+    except OSError as err:
+        raise JamError(f"cannot open MIDI {kind} '{name}': {err}; "
+                       f"check it with 'jam ports'") from None
 
 
 class MidiSystem:
@@ -119,23 +240,23 @@ class MidiSystem:
         return "\n".join(lines)
 
     def open_input(self, query: str | None,
-                   callback: Callable[[mido.Message], None] | None = None
-                   ) -> mido.ports.BaseInput | PolledInput:
+                   callback: Callable[[mido.Message], None]) -> RtMidiInput:
         """Open the input matching ``query`` (see :func:`match_port`), or the virtual
         port ``jam in`` when ``query`` is None. ``callback`` gets each message."""
         if query is None:
             self._need_virtual("input", "--in")
-            return self._open("input", VIRTUAL_IN, True, callback)
-        return self._open("input", match_port(query, self.input_names(), "input"), False,
-                          callback)
+        name = VIRTUAL_IN if query is None else match_port(query, self.input_names(), "input")
+        with _explained("input", name):
+            return self._open_input(name, query is None, callback)
 
     def open_output(self, query: str | None) -> mido.ports.BaseOutput:
         """Open the output matching ``query``, or the virtual port ``jam out`` when None."""
         if query is None:
             self._need_virtual("output", "--out")
-            return self._open("output", VIRTUAL_OUT, True, None)
-        return self._open("output", match_port(query, self.output_names(), "output"), False,
-                          None)
+        name = (VIRTUAL_OUT if query is None
+                else match_port(query, self.output_names(), "output"))
+        with _explained("output", name):
+            return self._open_output(name, query is None)
 
     def close(self) -> None:
         """Release what listing ports holds (ports opened stay open)."""
@@ -154,9 +275,11 @@ class MidiSystem:
     def _names(self, kind: str) -> list[str]:
         raise NotImplementedError
 
-    def _open(self, kind: str, name: str, virtual: bool,
-              callback: Callable[[mido.Message], None] | None
-              ) -> mido.ports.BasePort | PolledInput:
+    def _open_input(self, name: str, virtual: bool,
+                    callback: Callable[[mido.Message], None]) -> RtMidiInput:
+        raise NotImplementedError
+
+    def _open_output(self, name: str, virtual: bool) -> mido.ports.BaseOutput:
         raise NotImplementedError
 
 
@@ -174,19 +297,16 @@ def _quiet_stderr() -> Iterator[None]:
             os.close(saved)
 
 
-class PolledInput:
-    """An rtmidi input read by a Python thread from rtmidi's queue; ``callback(message)``
-    runs on that thread.
+def _rtmidi_api(api: str) -> int:
+    import rtmidi
 
-    Used for JACK: with a callback, python-rtmidi runs Python code (waiting for the GIL)
-    inside JACK's process callback; when that makes the client late, an async JACK server
-    hands it stale or missing events. Measured here (2,000 messages through a thru client
-    on a loaded 2-core machine): 5 of 6 runs with callbacks received runs of repeated
-    messages, 0 of 5 with polling. Polling keeps JACK's thread free of Python, at the cost
-    of up to :data:`POLL_INTERVAL` of added latency (:data:`IDLE_POLL_INTERVAL` for the
-    first message after about a second of silence, which keeps idle CPU use low).
-    ``dropped`` counts undecodable input.
-    """
+    return getattr(rtmidi, f"API_{RTMIDI_APIS[api]}")
+
+
+class RtMidiInput:
+    """An rtmidi input port that hands ``callback(message)`` every message it receives,
+    through an :class:`InputDecoder`; ``dropped`` counts the runs of bytes that were no
+    message. Subclasses decide how events are read."""
 
     def __init__(self, api: str, name: str, virtual: bool,
                  callback: Callable[[mido.Message], None],
@@ -195,10 +315,8 @@ class PolledInput:
 
         self.name = name
         self.closed = True
-        self.dropped = 0
-        self._callback = callback
-        rtapi = getattr(rtmidi, f"API_{RTMIDI_APIS[api]}")
-        self._rt = rtmidi.MidiIn(rtapi, name=client_name or CLIENT_NAME,
+        self._decoder = InputDecoder(callback, name)
+        self._rt = rtmidi.MidiIn(_rtmidi_api(api), name=client_name or CLIENT_NAME,
                                  queue_size_limit=QUEUE_LIMIT)
         self._rt.ignore_types(sysex=False, timing=False, active_sense=True)
         try:
@@ -210,55 +328,95 @@ class PolledInput:
             self._rt.delete()
             raise OSError(f"cannot open input {name!r}: {err}") from None
         self.closed = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, name="jam-midi-in", daemon=True)
-        self._thread.start()
+        self._start()
 
-    def _poll(self) -> None:
-        get, stop, callback = self._rt.get_message, self._stop, self._callback
-        empty = 0
-        while not stop.is_set():
-            event = get()
-            if event is None:
-                empty += 1
-                time.sleep(POLL_INTERVAL if empty < IDLE_POLLS else IDLE_POLL_INTERVAL)
-                continue
-            empty = 0
-            try:
-                message = mido.Message.from_bytes(event[0])
-            except ValueError:
-                self.dropped += 1
-                continue
-            callback(message)
+    @property
+    def dropped(self) -> int:
+        return self._decoder.dropped
+
+    def _start(self) -> None:
+        raise NotImplementedError
+
+    def _stop(self) -> None:
+        raise NotImplementedError
 
     def close(self) -> None:
         if self.closed:
             return
         self.closed = True
-        self._stop.set()
-        if self._thread is not threading.current_thread():
-            self._thread.join(1.0)
+        self._stop()
         self._rt.close_port()
         self._rt.delete()
 
-    def __enter__(self) -> PolledInput:
+    def __enter__(self) -> RtMidiInput:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
 
+class CallbackInput(RtMidiInput):
+    """Events come through rtmidi's callback, on rtmidi's input thread (ALSA, CoreMIDI,
+    WinMM)."""
+
+    def _start(self) -> None:
+        self._rt.set_callback(self._on_event)
+
+    def _on_event(self, event: tuple[list[int], float], data: object) -> None:
+        self._decoder.feed(event[0])
+
+    def _stop(self) -> None:
+        self._rt.cancel_callback()
+
+
+class PolledInput(RtMidiInput):
+    """Events are read by a Python thread from rtmidi's queue; ``callback(message)`` runs on
+    that thread.
+
+    Used for JACK: with a callback, python-rtmidi runs Python code (waiting for the GIL)
+    inside JACK's process callback; when that makes the client late, an async JACK server
+    hands it stale or missing events. Measured here (2,000 messages through a thru client
+    on a loaded 2-core machine): 5 of 6 runs with callbacks received runs of repeated
+    messages, 0 of 5 with polling. Polling keeps JACK's thread free of Python, at the cost
+    of up to :data:`POLL_INTERVAL` of added latency (:data:`IDLE_POLL_INTERVAL` for the
+    first message after about a second of silence, which keeps idle CPU use low).
+    """
+
+    def _start(self) -> None:
+        self._halt = threading.Event()
+        self._thread = threading.Thread(target=self._poll, name="jam-midi-in", daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        get, halt, feed = self._rt.get_message, self._halt, self._decoder.feed
+        empty = 0
+        while not halt.is_set():
+            event = get()
+            if event is None:
+                empty += 1
+                time.sleep(POLL_INTERVAL if empty < IDLE_POLLS else IDLE_POLL_INTERVAL)
+                continue
+            empty = 0
+            feed(event[0])
+
+    def _stop(self) -> None:
+        self._halt.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(1.0)
+
+
 class RtMidiSystem(MidiSystem):
-    """The MIDI system of python-rtmidi, through mido's rtmidi backend. Port lists come from
-    two long-lived clients (a client per listing would churn clients: ALSA runs out of
-    them, and a JACK server busy with a closing client can refuse the next one)."""
+    """The MIDI system of python-rtmidi: inputs are :class:`RtMidiInput` ports, outputs come
+    from mido's rtmidi backend. Port lists come from two long-lived clients (a client per
+    listing would churn clients: ALSA runs out of them, and a JACK server busy with a
+    closing client can refuse the next one)."""
 
     def __init__(self, api: str) -> None:
         import rtmidi
 
         super().__init__(api)
         self._backend = mido.Backend(f"mido.backends.rtmidi/{RTMIDI_APIS[api]}", load=True)
-        rtapi = getattr(rtmidi, f"API_{RTMIDI_APIS[api]}")
+        rtapi = _rtmidi_api(api)
         self._listers = {"input": rtmidi.MidiIn(rtapi, name=f"{CLIENT_NAME} ports")}
         try:
             self._listers["output"] = rtmidi.MidiOut(rtapi, name=f"{CLIENT_NAME} ports")
@@ -273,11 +431,11 @@ class RtMidiSystem(MidiSystem):
         import rtmidi
 
         api = choose_api(requested)
-        compiled = {rtmidi.get_api_name(a) for a in rtmidi.get_compiled_api()}
-        rt_name = {"alsa": "alsa", "jack": "jack", "coremidi": "core", "winmm": "winmm"}[api]
-        if rt_name not in compiled:
+        compiled = set(rtmidi.get_compiled_api())
+        if _rtmidi_api(api) not in compiled:
+            have = [name for name in RTMIDI_APIS if _rtmidi_api(name) in compiled]
             raise JamError(f"this python-rtmidi build has no {api} support (it has: "
-                           f"{', '.join(sorted(compiled)) or 'none'}); choose another --api")
+                           f"{', '.join(have) or 'none'}); choose another --api")
         os.environ.setdefault("JACK_NO_START_SERVER", "1")  # never start a stray server
         with _quiet_stderr():
             try:
@@ -300,16 +458,11 @@ class RtMidiSystem(MidiSystem):
     def _names(self, kind: str) -> list[str]:
         return list(dict.fromkeys(self._listers[kind].get_ports()))
 
-    def _open(self, kind: str, name: str, virtual: bool,
-              callback: Callable[[mido.Message], None] | None
-              ) -> mido.ports.BasePort | PolledInput:
+    def _open_input(self, name: str, virtual: bool,
+                    callback: Callable[[mido.Message], None]) -> RtMidiInput:
+        reader = PolledInput if self.api == "jack" else CallbackInput
+        return reader(self.api, name, virtual, callback)
+
+    def _open_output(self, name: str, virtual: bool) -> mido.ports.BaseOutput:
         extra = {"client_name": CLIENT_NAME} if virtual else {}
-        try:
-            if kind == "output":
-                return self._backend.open_output(name, **extra)
-            if self.api == "jack" and callback is not None:
-                return PolledInput(self.api, name, virtual, callback)
-            return self._backend.open_input(name, callback=callback, **extra)
-        except OSError as err:
-            raise JamError(f"cannot open MIDI {kind} '{name}': {err}; "
-                           f"check it with 'jam ports'") from None
+        return self._backend.open_output(name, **extra)

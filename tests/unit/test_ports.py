@@ -1,9 +1,10 @@
 """Pure parts of the port layer: API choice and port-name matching."""
 
 import pytest
+import rtmidi
 
 from jam.errors import JamError
-from jam.midi.ports import choose_api, match_port
+from jam.midi.ports import RtMidiSystem, choose_api, match_port
 
 NAMES = ["USB Keyboard MIDI 1", "Midi Through Port-0", "FLUID Synth (1234):Synth input"]
 
@@ -44,3 +45,10 @@ def test_ambiguous_match_lists_only_the_matches():
 def test_no_ports_at_all():
     with pytest.raises(JamError, match="available outputs: none"):
         match_port("x", [], "output")
+
+
+def test_an_api_missing_from_the_rtmidi_build_is_named_with_the_ones_it_has(monkeypatch):
+    monkeypatch.setattr(rtmidi, "get_compiled_api",
+                        lambda: [rtmidi.API_LINUX_ALSA, rtmidi.API_UNIX_JACK])
+    with pytest.raises(JamError, match=r"no coremidi support \(it has: alsa, jack\)"):
+        RtMidiSystem.connect("coremidi")
