@@ -137,6 +137,8 @@ def _option_parent() -> argparse.ArgumentParser:
     group.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS,
                        help="YAML config file (default: ~/.config/jam/config.yaml if present)")
     for option in OPTIONS:
+        if option.file_only:
+            continue
         if option.flag_only:
             group.add_argument(option.flag, dest=option.key, action="store_true",
                                default=argparse.SUPPRESS, help=option.help)

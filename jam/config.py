@@ -21,6 +21,7 @@ from typing import Any, Callable, Mapping
 import yaml
 
 from jam.errors import JamError
+from jam.midi.controls import ACTIONS, parse_binding
 from jam.music.meter import Meter
 from jam.music.theory import parse_key
 
@@ -42,6 +43,7 @@ class Option:
     from_text: Callable[[str], Any]
     nullable: bool = False
     flag_only: bool = False  # a boolean switch on the command line (``--debug``)
+    file_only: bool = False  # a mapping or list: the config file only, no flag
 
     @property
     def flag(self) -> str:
@@ -119,6 +121,44 @@ def _key(value: Any) -> str:
     raise ValueError('expected "auto", a key such as "C major" or "F# minor", or null')
 
 
+def _controls(value: Any) -> dict[str, str]:
+    """``action: "cc N [ch C]" | "note N [ch C]" | "program [ch C]"`` (see
+    :mod:`jam.midi.controls`), normalized; an unknown action gets a suggestion."""
+    if not isinstance(value, dict):
+        raise ValueError('expected a mapping of action: control, e.g. {temperature: "cc 74"}')
+    out = {}
+    for action, text in value.items():
+        if action not in ACTIONS:
+            close = difflib.get_close_matches(str(action), ACTIONS, n=1, cutoff=0.6)
+            hint = f"did you mean '{close[0]}'?" if close else f"actions: {', '.join(ACTIONS)}"
+            raise ValueError(f"unknown action '{action}' ({hint})")
+        try:
+            out[str(action)] = str(parse_binding(text))
+        except ValueError as err:
+            raise ValueError(f"control of '{action}': {err}") from None
+    return out
+
+
+# the options a preset may set (a Program Change or a footswitch selects a preset)
+PRESET_KEYS = ("model", "temperature", "top_p", "answer_bars", "max_answer_bars", "channel",
+               "bpm", "tempo", "meter", "key", "low", "high", "listen_silence", "align")
+
+
+def _presets(value: Any) -> list[dict[str, Any]]:
+    if not isinstance(value, list) or not all(isinstance(p, dict) for p in value):
+        raise ValueError("expected a list of mappings of option: value (one per preset)")
+    out = []
+    for index, preset in enumerate(value):
+        checked = {}
+        for key, item in preset.items():
+            if key not in PRESET_KEYS:
+                raise ValueError(f"preset {index}: '{key}' cannot be set by a preset "
+                                 f"(these can: {', '.join(PRESET_KEYS)})")
+            checked[key] = check_value(key, item, f"in preset {index}")
+        out.append(checked)
+    return out
+
+
 def _number_text(text: str) -> Any:
     """Command-line text to int or float (the checker then says if the kind is wrong)."""
     try:
@@ -135,9 +175,21 @@ def _same(text: str) -> str:
 
 
 def _opt(key: str, default: Any, help: str, check: Callable[[Any], Any], *,
-         nullable: bool = False, numeric: bool = False, flag_only: bool = False) -> Option:
-    return Option(key, default, help, check, _number_text if numeric else _same,
-                  nullable=nullable, flag_only=flag_only)
+         nullable: bool = False, numeric: bool = False, flag_only: bool = False,
+         file_only: bool = False, switch: bool = False) -> Option:
+    from_text = _number_text if numeric else _switch if switch else _same
+    return Option(key, default, help, check, from_text, nullable=nullable,
+                  flag_only=flag_only, file_only=file_only)
+
+
+def _switch(text: str) -> Any:
+    """Command-line text of a boolean option: on/off, true/false, yes/no."""
+    lowered = text.strip().lower()
+    if lowered in ("on", "true", "yes", "1"):
+        return True
+    if lowered in ("off", "false", "no", "0"):
+        return False
+    return text
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -171,8 +223,8 @@ OPTIONS: tuple[Option, ...] = (
          _number(0), numeric=True),
     _opt("top_p", 0.95, "nucleus sampling mass, above 0 up to 1", _number(0, 1, low_open=True),
          numeric=True),
-    _opt("seed", None, "random seed (none: different every run)", _number(integer=True),
-         nullable=True, numeric=True),
+    _opt("seed", None, "random seed, 0 or more (none: different every run)",
+         _number(0, integer=True), nullable=True, numeric=True),
     _opt("key", "auto", 'key of the answer: "auto" (estimated from the call), e.g. '
          '"C major" or "F# minor", or none (no key mask)', _key, nullable=True),
     _opt("low", 36, "lowest answer pitch (MIDI note number)", _number(0, 127, integer=True),
@@ -183,6 +235,27 @@ OPTIONS: tuple[Option, ...] = (
          _choice("stop", "ignore")),
     _opt("lookahead", 1.0, "how far ahead the answer is prepared, in beats",
          _number(0, low_open=True), numeric=True),
+    _opt("output_latency", 0.0, "send answers this many ms early, for a synth that sounds "
+         "late (0-500)", _number(0, 500), numeric=True),
+    _opt("echo_window", 30.0, "ms: a note arriving this soon after jam sent the same pitch "
+         "is jam's own echo, not the player (0-1000; 0: off)", _number(0, 1000), numeric=True),
+    _opt("state_cc", None, "send jam's state on this controller: idle 0, listening 32, "
+         "answering 127 (none: off)", _number(0, 127, integer=True), nullable=True,
+         numeric=True),
+    _opt("metronome", False, "click the beat, downbeats accented (on or off)", _bool,
+         switch=True),
+    _opt("metronome_channel", 10, "MIDI channel of the metronome clicks, 1-16",
+         _number(1, 16, integer=True), numeric=True),
+    _opt("clock_in", None, 'follow MIDI clock from this port ("same": the input port; '
+         "none: off)", _text, nullable=True),
+    _opt("clock_out", None, "send MIDI clock, start and stop to this port (none: off)", _text,
+         nullable=True),
+    _opt("record", None, "record each session to a MIDI file in this folder (none: off)",
+         _text, nullable=True),
+    _opt("controls", {}, "controls from the instrument: action -> control (config file "
+         "only)", _controls, file_only=True),
+    _opt("presets", [], "option sets selected by Program Change (config file only)", _presets,
+         file_only=True),
     _opt("debug", False, "show tracebacks and debug logs", _bool, flag_only=True),
 )
 OPTIONS_BY_KEY: dict[str, Option] = {o.key: o for o in OPTIONS}
@@ -216,6 +289,16 @@ class Config:
     high: int
     barge_in: str
     lookahead: float
+    output_latency: float
+    echo_window: float
+    state_cc: int | None
+    metronome: bool
+    metronome_channel: int
+    clock_in: str | None
+    clock_out: str | None
+    record: str | None
+    controls: dict[str, str]
+    presets: list[dict[str, Any]]
     debug: bool
     source: Path | None = None  # the config file that was read, if any
 
