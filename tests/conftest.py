@@ -1,5 +1,6 @@
-"""Shared fixtures. This folder is on sys.path (pytest's rootdir conftest), so test modules
-import the helpers ``recording`` and ``jackd`` directly.
+"""Shared fixtures. pytest puts ``tests/`` and ``tools/`` on sys.path (``pythonpath`` in
+pyproject.toml), so test modules import the helpers ``recording`` (tests/recording.py) and
+``jackrig`` (tools/jackrig.py, the JACK rig shared with tools/bench_thru.py) directly.
 
 MIDI fixtures: ``jack_server`` (one private JACK server per test session; skipped with a
 reason when jackd is not installed, failed instead when JAM_REQUIRE_JACK=1 as in CI),
@@ -14,7 +15,7 @@ import os
 
 import pytest
 
-from jackd import JackServer, JamProcess, Synth, jackd_path, keyboard as open_keyboard
+from jackrig import JackServer, JamProcess, Synth, jackd_path, keyboard as open_keyboard
 
 
 @pytest.fixture(scope="session")

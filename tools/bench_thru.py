@@ -15,17 +15,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import mido
-import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from jackd import JackServer, JamProcess, Synth, keyboard, wait_for  # noqa: E402
-
-from benchstats import percentiles  # noqa: E402  (tools/ is on sys.path when a tool runs)
+from benchstats import percentiles  # tools/ is on sys.path when a tool runs
+from jackrig import JackServer, JamProcess, Synth, keyboard, wait_for
 
 
 def cpu_seconds(pid: int) -> float:

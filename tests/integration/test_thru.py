@@ -9,7 +9,7 @@ import sys
 import mido
 import pytest
 
-from jackd import JamProcess, Synth, jack_backend, wait_for
+from jackrig import JamProcess, Synth, jack_backend, wait_for
 from jam.midi.ports import PolledInput
 
 
