@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
 
 import mido
@@ -11,6 +9,7 @@ import pytest
 
 from jam import cli
 from jam.config import build_config
+from jam.engine import runner
 from jam.engine.runner import run
 from jam.engine.thru import ThruMode
 
@@ -46,14 +45,33 @@ def play_when_ready(mode, keyboard):
     return thread
 
 
+class WatchedControl(runner.RunControl):
+    """The run loop's control, stopped by the watchdog after ``LIMIT`` seconds."""
+
+    LIMIT = 10.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._watchdog = threading.Timer(self.LIMIT, self._expire)
+        self._watchdog.daemon = True
+        self._watchdog.start()
+
+    def _expire(self) -> None:
+        self.stop("watchdog")
+        self.wake()
+
+    def close(self) -> None:
+        self._watchdog.cancel()
+        super().close()
+
+
 @pytest.fixture(autouse=True)
-def sigterm_after_10_s():
-    """If the run does not stop by itself, SIGTERM stops it (run() then returns 0 and the
-    test fails instead of hanging)."""
-    timer = threading.Timer(10, os.kill, (os.getpid(), signal.SIGTERM))
-    timer.start()
-    yield
-    timer.cancel()
+def stop_after_10_s(monkeypatch):
+    """If a run does not stop by itself, the watchdog stops that run, as a stop signal
+    would (run() then returns 0 and the test fails instead of hanging). jam runs in this
+    process here, so no signal is sent: one would reach the whole pytest run, and kill it
+    once jam's handler is gone."""
+    monkeypatch.setattr(runner, "RunControl", WatchedControl)
 
 
 @pytest.fixture

@@ -1,12 +1,13 @@
 """The scheduler's logic with a fake clock and a recording port, and its thread for real."""
 
+import os
 import threading
 import time
 
 import mido
 import pytest
 
-from jam.engine.scheduler import Scheduler
+from jam.engine.scheduler import REALTIME_PRIORITY, Scheduler
 from recording import FakeClock, RecordingOutput
 
 
@@ -116,12 +117,63 @@ def test_close_without_a_thread_sends_the_panic(clock, port):
     assert scheduler.pending() == 0
 
 
+def fifo_refusal() -> str | None:
+    """Why this process may not give a thread SCHED_FIFO (``os.sched_setscheduler``'s error,
+    tried on a throw-away thread), or None when it may."""
+    outcome = []
+
+    def probe():
+        try:
+            os.sched_setscheduler(threading.get_native_id(), os.SCHED_FIFO,
+                                  os.sched_param(REALTIME_PRIORITY))
+        except OSError as err:
+            outcome.append(err.strerror)
+        else:
+            outcome.append(None)
+
+    thread = threading.Thread(target=probe)
+    thread.start()
+    thread.join()
+    return outcome[0]
+
+
+def scheduler_policy() -> int:
+    thread = next(t for t in threading.enumerate() if t.name == "jam-scheduler")
+    return os.sched_getscheduler(thread.native_id)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setscheduler"), reason="no SCHED_FIFO here")
+def test_the_thread_says_whether_it_got_sched_fifo_and_why_not():
+    refusal = fifo_refusal()
+    scheduler = Scheduler(RecordingOutput())
+    scheduler.start()
+    try:
+        if refusal is None:
+            assert scheduler.realtime == f"SCHED_FIFO priority {REALTIME_PRIORITY}"
+            assert scheduler_policy() == os.SCHED_FIFO
+        else:
+            assert scheduler.realtime == f"normal scheduling (SCHED_FIFO refused: {refusal})"
+            assert scheduler_policy() == os.SCHED_OTHER
+    finally:
+        scheduler.close()
+
+
+def test_the_thread_stays_normal_when_real_time_is_not_requested():
+    scheduler = Scheduler(RecordingOutput(), realtime=False)
+    scheduler.start()
+    try:
+        assert scheduler.realtime == "normal scheduling (real-time not requested)"
+        if hasattr(os, "sched_getscheduler"):
+            assert scheduler_policy() == os.SCHED_OTHER
+    finally:
+        scheduler.close()
+
+
 def test_thread_sends_at_deadlines_cancels_and_panics_on_close():
     port = RecordingOutput()
     scheduler = Scheduler(port, late_after=0.005)
     scheduler.start()
     try:
-        assert scheduler.realtime.startswith(("SCHED_FIFO", "normal scheduling"))
         t0 = time.monotonic() + 0.02
         deadlines = [t0 + i * 0.003 for i in range(20)]
         scheduler.schedule([(d, on(40 + i)) for i, d in enumerate(deadlines)], tag="a")
