@@ -16,6 +16,12 @@ call's mean velocity (bar downbeats a little louder). Answer tokens are pulled o
 is spread out; a note whose onset is already due when it is computed is not played late:
 the answer ends there (at a note boundary), and that is counted and logged once.
 
+Between phrases the engine can also play the last answer again (:meth:`CallResponse.replay`),
+answer the last call anew (:meth:`CallResponse.reroll`), forget the session
+(:meth:`CallResponse.reset`) and take new settings (:meth:`CallResponse.update`).
+``latency`` (seconds, the output latency) makes every note due that much earlier than its
+musical time: the answer starts, is computed and is judged late with it included.
+
 Musical decisions (where the answer starts, whether a note is late) are made on the grid
 of ticks, with a tolerance of :data:`EPSILON_TICKS` for the rounding of float seconds;
 seconds are only the deadlines handed to the scheduler.
@@ -32,7 +38,7 @@ import numpy as np
 
 from jam.config import default_config
 from jam.engine.clock import Clock, TempoSource
-from jam.engine.listener import Call, Listener, PhraseDetector
+from jam.engine.listener import Call, Listener, PhraseDetector, cut
 from jam.generators.base import AnswerSpec, Generator
 from jam.music import tokens as tk
 from jam.music.meter import Meter
@@ -113,6 +119,7 @@ class _Answer:
     taken: list[int] = field(default_factory=list)
     done: bool = False  # nothing more will be computed
     cut_short: bool = False  # ended early: the generator saw tokens that are not played
+    replay: bool = False  # tokens given, not generated: the generator never saw them
 
 
 @dataclass
@@ -123,6 +130,17 @@ class EngineStats:
     answers: int = 0
     barge_ins: int = 0
     degraded: int = 0  # answers ended early because generation fell behind
+
+
+@dataclass(frozen=True)
+class Played:
+    """An answer as it was played: its tokens from its first note, velocity, length."""
+
+    tokens: tuple[int, ...]
+    velocity: int
+    ticks: int
+    notes: int
+    late: bool  # it ended early because generation fell behind
 
 
 class CallResponse:
@@ -136,22 +154,39 @@ class CallResponse:
         self.settings = settings
         self.rng = rng if rng is not None else np.random.default_rng()
         self.lead, self.margin = lead, margin
-        self._fixed_key = None if settings.key in (None, "auto") else parse_key(settings.key)
-        bar = settings.meter.bar_ticks
-        self.detector = PhraseDetector(
-            settings.listen_silence, settings.end_call_cc,
-            None if settings.max_call is None else settings.max_call * bar)
+        self.latency = 0.0  # s: notes are sent this much before their musical time
+        self.detector = PhraseDetector()
+        self.update(settings)
         self.listener = Listener(generator, clock, tempo)
         self.answer: _Answer | None = None
         self.last_key: Key | None = None  # the key the last answer was masked to
+        self.last: Played | None = None  # the last answer as played (for replay)
+        self._context: tuple[list[int], AnswerSpec, int] | None = None  # for reroll
         self.stats = EngineStats()
         self._ids = 0
         self._ignored: set[int] = set()
-        self._masks: dict[Key | None, np.ndarray] = {}  # key -> pitch mask (range fixed)
 
     @property
     def state(self) -> str:
         return "answering" if self.answer is not None else "listening"
+
+    @property
+    def idle(self) -> bool:
+        """Between phrases: no answer playing and no call in progress."""
+        return self.answer is None and not self.listener.in_call
+
+    def update(self, settings: EngineSettings) -> None:
+        """New settings: the sampling, length, key and range of the next answer, the phrase
+        detector's. Change the meter only between phrases (:attr:`idle`)."""
+        self.settings = settings
+        self.clock.meter = settings.meter
+        self._fixed_key = None if settings.key in (None, "auto") else parse_key(settings.key)
+        self._masks: dict[Key | None, np.ndarray] = {}  # key -> pitch mask (range fixed)
+        detector = self.detector
+        detector.silence_beats = settings.listen_silence
+        detector.end_call_cc = settings.end_call_cc
+        detector.max_call_ticks = (None if settings.max_call is None
+                                   else settings.max_call * settings.meter.bar_ticks)
 
     # --- input -----------------------------------------------------------------------------
 
@@ -187,7 +222,7 @@ class CallResponse:
         if self.answer is not None:
             a = self.answer
             if not a.done:
-                return self.clock.seconds(a.made) - self.lookahead_seconds
+                return self.clock.seconds(a.made) - self.lookahead_seconds - self.latency
             return self.clock.seconds(a.end)
         due = self.detector.due(self.clock) if self.clock.anchored else None
         return None if due is None else due[0]
@@ -212,16 +247,24 @@ class CallResponse:
         """Back to listening once the whole answer is computed and has ended."""
         a = self.answer
         if a is not None and a.done and self._reached(now, a.end):
-            self.listener.answered(a.taken, a.start, a.end, stopped=a.cut_short)
+            self._played(a, a.end, stopped=a.cut_short)
             self.answer = None
+
+    def _played(self, a: _Answer, end: int, stopped: bool) -> None:
+        """Account for answer ``a`` played up to tick ``end`` (``stopped``: ended before
+        the generator's last token); remember it for replay."""
+        played = cut(a.taken, end - a.start)
+        self.listener.answered(a.taken, a.start, end, stopped=stopped or a.replay)
+        if played:
+            notes = sum(1 for token in played if tk.is_pitch(token))
+            self.last = Played(tuple(played), a.velocity, end - a.start, notes, a.cut_short)
 
     def end_call(self, now: float, reason: str) -> list[AnswerNote | Stop]:
         """The call is over (``reason``: silence, pedal, cc, max_call): start the answer."""
         s = self.settings
         self.listener.settle_tempo()
         unit = s.meter.bar_ticks if s.align == "bar" else s.meter.beat_ticks
-        earliest = self.clock.ticks_at(now + self.lead) - EPSILON_TICKS
-        start = math.ceil(earliest / unit) * unit
+        start = self._next(now, unit)
         call = self.listener.end_call(start)
         self.detector.reset()
         self.stats.calls += 1
@@ -235,13 +278,99 @@ class CallResponse:
         if key not in self._masks:
             self._masks[key] = pitch_mask(None if key is None else key.scale, s.low, s.high)
         spec = AnswerSpec(s.sampler, self._masks[key], ticks=bars * bar)
+        self._context = (list(self.listener.history), spec, call.velocity)
+        log.debug("call ended (%s) with %d notes; answering %d bars from tick %d%s", reason,
+                  len(call.notes), bars, start, f" in {key.name}" if key else "")
+        return self._begin(now, start, spec, call.velocity)
+
+    def _next(self, now: float, unit: int) -> int:
+        """The first tick on a multiple of ``unit`` that a note can still be sent for."""
+        earliest = self.clock.ticks_at(now + self.lead + self.latency) - EPSILON_TICKS
+        return math.ceil(earliest / unit) * unit
+
+    def _begin(self, now: float, start: int, spec: AnswerSpec,
+               velocity: int) -> list[AnswerNote | Stop]:
+        """Start a generated answer at tick ``start``; its first note now."""
         self._ids += 1
-        self.answer = _Answer(self._ids, start, start + bars * bar, call.velocity,
+        self.answer = _Answer(self._ids, start, start + spec.ticks, velocity,
                               self.generator.continuation(spec, self.rng), made=start)
         self.stats.answers += 1
-        log.debug("call ended (%s) with %d notes; answering %d bars from tick %d%s", reason,
-                 len(call.notes), bars, start, f" in {key.name}" if key else "")
+        log.debug("answer %d: sampling with temperature %g, top_p %g; %d bars%s", self._ids,
+                  spec.sampler.temperature, spec.sampler.top_p,
+                  spec.ticks // self.settings.meter.bar_ticks,
+                  f" in {self.last_key.name}" if self.last_key else "")
         return list(self._compute(now, limit=1))  # the rest follows from the next poll
+
+    # --- between phrases: replay, reroll, reset, hand over ------------------------------------
+
+    def hand_over(self, now: float, reason: str = "control") -> list[AnswerNote | Stop]:
+        """End the call now (a control was pressed); nothing if no call is in progress."""
+        if self.answer is None and self.listener.in_call:
+            return self.end_call(now, reason)
+        return []
+
+    def replay(self, now: float) -> list[AnswerNote | Stop]:
+        """Play the last answer again from the next beat (between phrases only; returns
+        nothing otherwise)."""
+        last = self.last
+        if last is None or not self.idle or not self.clock.anchored:
+            return []
+        start = self._next(now, self.settings.meter.beat_ticks)
+        self.listener.silence_until(start)
+        self._ids += 1
+        self.answer = _Answer(self._ids, start, start + last.ticks, last.velocity,
+                              iter(last.tokens), made=start, replay=True)
+        self.stats.answers += 1
+        log.debug("answer %d: replay of %d notes from tick %d", self._ids, last.notes, start)
+        return list(self._compute(now, limit=1))
+
+    def reroll(self, now: float) -> list[AnswerNote | Stop]:
+        """A new answer to the last call, from the next beat: the one playing stops; the
+        generator forgets it (its state is the one the call left)."""
+        if self._context is None or self.listener.in_call:
+            return []
+        out: list[AnswerNote | Stop] = []
+        if self.answer is not None:
+            out.append(Stop(self.answer.id))
+            self.answer = None
+        history, spec, velocity = self._context
+        start = self._next(now, self.settings.meter.beat_ticks)
+        self.listener.restore(history, start)
+        return out + self._begin(now, start, spec, velocity)
+
+    def silence(self, now: float) -> list[AnswerNote | Stop]:
+        """Stop the answer playing and close the call in progress without answering it
+        (a panic, leaving the call mode)."""
+        out: list[AnswerNote | Stop] = []
+        if self.answer is not None:
+            out.append(self._stop(now, barge_in=False))
+        if self.listener.in_call:
+            self.listener.end_call(self.clock.tick(now))
+            self.detector.reset()
+        return out
+
+    def use(self, generator: Generator) -> None:
+        """Answer with ``generator`` from now on, primed with the history (between phrases:
+        :attr:`idle`)."""
+        self.generator = generator
+        self.listener.use(generator)
+
+    def reset(self, rng: np.random.Generator | None = None) -> list[AnswerNote | Stop]:
+        """Forget the session (a new song): the answer playing stops, the generator and the
+        history start afresh, the pulse waits for the next first note; ``rng`` replaces
+        the random generator (a seeded one repeats the session's answers)."""
+        out: list[AnswerNote | Stop] = []
+        if self.answer is not None:
+            out.append(Stop(self.answer.id))
+            self.answer = None
+        self.listener = Listener(self.generator, self.clock, self.listener.tempo)
+        self.detector.reset()
+        self.clock.origin = None
+        self.last_key, self.last, self._context = None, None, None
+        self._ignored.clear()
+        if rng is not None:
+            self.rng = rng
+        return out
 
     def _key(self, call: Call) -> Key | None:
         if self.settings.key is None:
@@ -261,8 +390,8 @@ class CallResponse:
         if a is None or a.done:
             return []
         notes: list[AnswerNote] = []
-        horizon = self.clock.ticks_at(now + self.lookahead_seconds)
-        too_late = self.clock.ticks_at(now + self.margin) - EPSILON_TICKS
+        horizon = self.clock.ticks_at(now + self.lookahead_seconds + self.latency)
+        too_late = self.clock.ticks_at(now + self.margin + self.latency) - EPSILON_TICKS
         while not a.done and (not notes or a.made < horizon):
             onset, shift = next(a.tokens, None), next(a.tokens, None)
             if onset is None or shift is None:  # a generator that ran dry ends the answer
@@ -296,12 +425,14 @@ class CallResponse:
         accent = ACCENT if tick % self.settings.meter.bar_ticks == 0 else 0
         return int(min(127, max(1, a.velocity + accent)))
 
-    def _stop(self, t: float) -> Stop:
+    def _stop(self, t: float, barge_in: bool = True) -> Stop:
         a = self.answer
         assert a is not None
         at = min(max(self.clock.tick(t), a.start), a.made)
-        self.listener.answered(a.taken, a.start, at, stopped=True)
+        self._played(a, at, stopped=True)
         self.answer = None
-        self.stats.barge_ins += 1
-        log.debug("barge-in: answer %d stopped at tick %d", a.id, at)
+        if barge_in:
+            self.stats.barge_ins += 1
+        log.debug("%s: answer %d stopped at tick %d", "barge-in" if barge_in else "stop",
+                  a.id, at)
         return Stop(a.id)

@@ -202,6 +202,32 @@ class Listener:
         self.encoder.sync(end)
         self.accounted = self.clock.seconds(end)
 
+    def silence_until(self, tick: int) -> None:
+        """Account for the silence from the end of the music so far up to grid tick
+        ``tick``, where music that is not a call (a replayed answer) begins."""
+        if self.accounted is not None:
+            rest = tick - self.clock.tick(self.accounted)
+            if rest > tk.MAX_SHIFT:
+                self._reprime(self.history + [tk.REST, tk.shift_token(tk.MAX_SHIFT)])
+            elif rest > 0:
+                self._feed([tk.REST, tk.shift_token(rest)])
+        self.encoder.sync(tick)
+        self.accounted = self.clock.seconds(tick)
+
+    def restore(self, history: list[int], tick: int) -> None:
+        """Go back to an earlier ``history`` (the state right after a call, to answer it
+        anew from grid tick ``tick``): the generator is re-primed from it."""
+        self._reprime(list(history))
+        self.encoder.sync(tick)
+        self.accounted = self.clock.seconds(tick)
+
+    def use(self, generator: Generator) -> None:
+        """Feed ``generator`` from now on, primed with the history so far."""
+        self.generator = generator
+        generator.reset()
+        if self.history:
+            self._reprime(self.history)
+
     # --- generator -------------------------------------------------------------------------
 
     def _feed(self, tokens: list[int]) -> None:
