@@ -15,7 +15,8 @@ import os
 
 import pytest
 
-from jackrig import JackServer, JamProcess, Synth, jackd_path, keyboard as open_keyboard
+from jackrig import JackServer, JamProcess, Synth, jackd_path
+from jackrig import keyboard as open_keyboard
 
 
 @pytest.fixture(scope="session")

@@ -35,14 +35,13 @@ import time
 
 import numpy as np
 
+from benchstats import percentiles  # tools/ is on sys.path when a tool runs
 from jam.engine.assembly import make_generator, make_tempo
 from jam.engine.callresponse import CallResponse, EngineSettings
 from jam.engine.clock import Clock, FixedTempo
 from jam.engine.live import CallMode
 from jam.engine.scheduler import Scheduler
 from jam.midi.ports import JACK_BACKEND
-
-from benchstats import percentiles  # tools/ is on sys.path when a tool runs
 
 
 def random_call(rng: np.random.Generator, beats: int = 8, bpm: float = 120.0,

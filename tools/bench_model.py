@@ -19,11 +19,10 @@ import time
 
 import numpy as np
 
+from benchstats import percentiles  # tools/ is on sys.path when a tool runs
 from jam.errors import JamError
 from jam.model.runtime import Model, load_model
 from jam.music import tokens as tk
-
-from benchstats import percentiles  # tools/ is on sys.path when a tool runs
 
 WARMUP = 500
 

@@ -26,13 +26,12 @@ import numpy as np
 import onnx
 import torch
 
+from bench_model import step_latency  # tools/ is on sys.path when a tool runs
 from jam.errors import JamError
 from jam.fileio import atomic_write_bytes
 from jam.model.network import model_from_config
 from jam.model.runtime import INPUTS, OUTPUTS, Model, make_session
 from jam.music import tokens as tk
-
-from bench_model import step_latency  # tools/ is on sys.path when a tool runs
 
 PARITY_LIMIT = 1e-4
 LICENCES = {

@@ -19,7 +19,6 @@ import argparse
 import hashlib
 import json
 import multiprocessing
-import os
 import re
 import sys
 import time

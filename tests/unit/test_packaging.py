@@ -1,7 +1,8 @@
 """The installed package must contain every subpackage and the shipped model folder."""
 
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,8 +9,16 @@ from jam.generators.base import AnswerSpec
 from jam.generators.rules import RulesGenerator, plan_answer, transform
 from jam.music import tokens as tk
 from jam.music.sampling import pitch_mask
-from jam.music.theory import (Key, degree_of, estimate_key, key_scores, keys_within, nearest_in,
-                              parse_key, pitch_of)
+from jam.music.theory import (
+    Key,
+    degree_of,
+    estimate_key,
+    key_scores,
+    keys_within,
+    nearest_in,
+    parse_key,
+    pitch_of,
+)
 from jam.music.tokens import Note
 
 C_MAJOR = Key(0, "major")
