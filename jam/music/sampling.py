@@ -17,6 +17,10 @@ from jam.music import tokens as tk
 
 @dataclass(frozen=True)
 class SamplerSettings:
+    """How to draw from a distribution. The defaults leave the model's own distribution
+    unchanged (what likelihood scoring needs); the product's defaults (top-p 0.95) come from
+    the options table through :class:`jam.engine.callresponse.EngineSettings`."""
+
     temperature: float = 1.0  # 0: greedy (argmax)
     top_p: float = 1.0  # keep the smallest set of tokens whose probability reaches top_p
 
