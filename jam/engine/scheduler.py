@@ -17,6 +17,13 @@ until ``spin`` seconds before the next deadline, then spins to it and sends. An 
 more than ``late_after`` seconds after its deadline counts as late (:meth:`stats`).
 Events with equal deadlines go out in the order they were given.
 
+A port that goes away (a pulled cable) never stops the thread: :meth:`replace_port` with
+None drops every message from then on, a send that raises is dropped too, both counted
+(``dropped`` in :meth:`stats`), and a dropped message does not change the note tracker, so
+:meth:`replace_port` with the device's new port first sends it the panic for what was
+sounding. :meth:`healthy` tells a watchdog whether the thread is alive and turning (it
+stamps a heartbeat on each turn of its loop).
+
 For tests, :meth:`run_due` does one pass of the thread's work at a given time without a
 thread (with a fake clock and a dummy port that has ``send``).
 """
@@ -25,6 +32,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import os
 import threading
 import time
@@ -36,22 +44,28 @@ import mido
 
 from jam.midi.tracker import NoteTracker, note_offs, panic_sequence
 
+log = logging.getLogger(__name__)
+
 REALTIME_PRIORITY = 50
 LATE_AFTER = 0.001  # s after its deadline: an event sent later counts as late
+STUCK_AFTER = 1.0  # s: due work waiting this long with no turn of the loop means stuck
 
 _CANCEL = "cancel"
 _PANIC = "panic"
+_SILENCE = "silence"  # the panic sequence on a new port; pending events stay
 
 
 @dataclass(frozen=True)
 class SchedulerStats:
-    """Counters since start: messages sent, how many late, the worst lateness (s), and the
-    recent lateness samples (s) when ``keep_lateness`` > 0."""
+    """Counters since start: messages sent, how many late, the worst lateness (s), the
+    recent lateness samples (s) when ``keep_lateness`` > 0, and the messages dropped
+    because the port was gone or its send failed."""
 
     sent: int
     late: int
     max_lateness: float
     lateness: tuple[float, ...]
+    dropped: int = 0
 
 
 class Scheduler:
@@ -80,6 +94,11 @@ class Scheduler:
         self._max_lateness = 0.0
         self._lateness: deque[float] = deque(maxlen=keep_lateness or None)
         self._keep_lateness = keep_lateness > 0
+        self._port_lock = threading.Lock()  # held around each send and by replace_port
+        self._dropped = 0
+        self._send_failed = False  # a send raised since the last replace_port (logged once)
+        self._beat = clock()  # the thread's heartbeat: clock() at its last turn
+        self._sending_since: float | None = None  # clock() when the send in progress began
 
     # --- any thread -------------------------------------------------------------------
 
@@ -117,6 +136,20 @@ class Scheduler:
             self._commands.append((_PANIC, None))
             self._cond.notify()
 
+    def replace_port(self, port: Any | None) -> None:
+        """Send to ``port`` from now on (None: drop and count every message until a port
+        is given). Once this returns, the old port is out of use and may be closed. A new
+        port first gets the panic sequence for what the tracker holds (note-offs for the
+        notes sounding when the old port went, resets on the channels used); pending
+        events stay and go to the new port."""
+        with self._cond:
+            with self._port_lock:
+                self.port = port
+                self._send_failed = False
+            if port is not None:
+                self._commands.append((_SILENCE, None))
+                self._cond.notify()
+
     def pending(self) -> int:
         with self._cond:
             return len(self._heap)
@@ -124,7 +157,23 @@ class Scheduler:
     def stats(self) -> SchedulerStats:
         with self._cond:
             return SchedulerStats(self._sent, self._late, self._max_lateness,
-                                  tuple(self._lateness))
+                                  tuple(self._lateness), self._dropped)
+
+    def healthy(self, now: float | None = None, stuck_after: float = STUCK_AFTER) -> bool:
+        """Whether the thread is alive and not stuck: stuck means a send has been in
+        progress for ``stuck_after`` seconds, or work has been due that long while the
+        loop did not turn (a cheap check for a watchdog; any thread)."""
+        if self._thread is None or not self._thread.is_alive():
+            return False
+        now = self._clock() if now is None else now
+        sending = self._sending_since
+        if sending is not None and now - sending > stuck_after:
+            return False
+        if now - self._beat <= stuck_after:
+            return True
+        with self._cond:
+            due = bool(self._commands) or bool(self._heap) and self._heap[0][0] < now - stuck_after
+        return not due
 
     def start(self) -> None:
         """Start the thread and wait until it has set its scheduling policy."""
@@ -158,7 +207,7 @@ class Scheduler:
                 if not self._commands:
                     break
                 command, tag = self._commands.popleft()
-            if command == _PANIC:
+            if command == _PANIC or command == _SILENCE:
                 for message in panic_sequence(self.tracker):
                     self._send(message)
                 self.tracker.clear()
@@ -176,7 +225,23 @@ class Scheduler:
     def _send(self, message: mido.Message, tag: Hashable | None = None,
               deadline: float | None = None) -> None:
         now = self._clock()
-        self.port.send(message)
+        with self._port_lock:
+            port = self.port
+            if port is None:
+                self._dropped += 1
+                return
+            self._sending_since = now
+            try:
+                port.send(message)
+            except Exception as err:  # noqa: BLE001 - a port that went away never stops us
+                self._dropped += 1
+                if not self._send_failed:
+                    self._send_failed = True
+                    log.warning("output '%s': send failed (%s); dropping messages until it "
+                                "works again", getattr(port, "name", port), err)
+                return
+            finally:
+                self._sending_since = None
         self.tracker.update(message, tag)
         self._sent += 1
         if deadline is not None:
@@ -212,6 +277,7 @@ class Scheduler:
     def _loop(self) -> None:
         clock, cond, heap, spin = self._clock, self._cond, self._heap, self._spin
         while True:
+            self._beat = clock()
             with cond:
                 while not self._commands and not self._stopping:
                     if not heap:

@@ -198,14 +198,19 @@ def test_thread_sends_at_deadlines_cancels_and_panics_on_close():
 
 
 def test_an_error_in_the_thread_is_reported_to_the_owner():
-    class BrokenPort(RecordingOutput):
-        def _send(self, message):
-            raise OSError("port went away")
+    broken = threading.Event()
+
+    def clock():  # fails on the thread's next turn once broken
+        if broken.is_set() and threading.current_thread().name == "jam-scheduler":
+            raise RuntimeError("clock broke")
+        return time.monotonic()
 
     errors = []
     reported = threading.Event()
-    scheduler = Scheduler(BrokenPort(), on_error=lambda e: (errors.append(e), reported.set()))
+    scheduler = Scheduler(RecordingOutput(), clock=clock,
+                          on_error=lambda e: (errors.append(e), reported.set()))
     scheduler.start()
+    broken.set()
     scheduler.send_now(on(60))
     assert reported.wait(5)
-    assert "port went away" in str(errors[0])
+    assert "clock broke" in str(errors[0])
