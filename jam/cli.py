@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import logging
 import sys
 import traceback
 from dataclasses import dataclass
@@ -128,7 +127,9 @@ def _run_main(config: Config, args: argparse.Namespace) -> int:
     from jam.engine.runner import run
 
     mode = MODES[config.mode](config)
-    return run(config, mode)
+    values = _cli_values(args)
+    # a reload (SIGHUP) reads the same file again, with the same command-line values on top
+    return run(config, mode, load_config=lambda: build_config(values, config.source))
 
 
 def _option_parent() -> argparse.ArgumentParser:
@@ -203,8 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         config = build_config(_cli_values(args), getattr(args, "config", None))
         debug = config.debug
-        logging.basicConfig(level=logging.DEBUG if debug else logging.INFO,
-                            format="jam: %(message)s", stream=sys.stderr)
+        from jam.service import logs
+
+        logs.configure(debug)
         by_name = {c.name: c for c in COMMANDS}
         handler = by_name[args.command].run if args.command else _run_main
         return handler(config, args)

@@ -7,16 +7,26 @@ A *mode* (thru forwarding, call and response) is a :class:`Mode`. The loop calls
   ``when`` = ``time.monotonic()`` at arrival (keep it short: the next message waits);
 - ``poll(now)`` on the main thread after each input message, when the delay it last
   returned has passed, and at least every :data:`MAX_WAIT` s;
-- ``stop()`` once at shutdown, after the input port closed and before the final panic.
+- ``stop()`` once at shutdown, after the input port closed and before the final panic;
+- ``status()`` on the main thread for the status line and systemd's status, at most 10 times
+  a second (see :meth:`Mode.status` for the keys);
+- ``reload(config)`` on the main thread when SIGHUP brought a valid new configuration.
 
 Input that is no MIDI message (a truncated message, stray bytes) never reaches the mode: the
 input port drops and counts it (see :func:`jam.midi.ports.decode_event`), and the loop's
 last line (``stopping (...)``) says how many were dropped.
 
-Shutdown (SIGINT, SIGTERM, SIGHUP, or an exception in any thread or in the mode): the input
-closes, the mode stops, the scheduler sends note-offs for every sounding note and CC64=0,
-CC123, CC120 on the channels used, the output closes. Signals return 0; an error is raised
-again after the cleanup (the CLI prints it on one line).
+A port opened by name (``--in``/``--out``) that vanishes (a pulled cable) does not stop the
+run: it is logged once, what cannot be sent is dropped and counted, and the port is opened
+again by the same name when it returns (the output first gets a panic); see
+:mod:`jam.midi.watch`. SIGHUP reloads the configuration; under systemd the loop sends
+``READY=1``, ``WATCHDOG=1`` while healthy, ``STATUS=`` and ``STOPPING=1``; on a terminal it
+keeps a status line (see :mod:`jam.service.upkeep`).
+
+Shutdown (SIGINT, SIGTERM, or an exception in any thread or in the mode): the input closes,
+the mode stops, the scheduler sends note-offs for every sounding note and CC64=0, CC123,
+CC120 on the channels used, the output closes. Signals return 0; an error is raised again
+after the cleanup (the CLI prints it on one line).
 """
 
 from __future__ import annotations
@@ -34,7 +44,11 @@ import mido
 from jam.config import Config
 from jam.engine.scheduler import LATE_AFTER, Scheduler
 from jam.midi.ports import CONNECT_HINTS, VIRTUAL_IN, VIRTUAL_OUT, RtMidiSystem, close_output
+from jam.midi.watch import PortWatch, WatchedPort
+from jam.service import statusline
+from jam.service.notify import Notifier
 from jam.service.signals import stop_on_signals, thread_errors_to
+from jam.service.upkeep import Upkeep
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +74,18 @@ class Mode:
     def stop(self) -> None:
         """Shutdown: stop producing events (the scheduler panics afterwards)."""
 
+    def status(self) -> dict:
+        """What the status line shows (main thread, at most 10 times a second; keep it
+        cheap). Known keys, each optional: ``state`` (e.g. "listening"), ``bpm`` (number),
+        ``key`` (e.g. "D minor", or None), ``last_answer`` ({"bars", "notes", "late"}),
+        ``echoes`` (count); any other scalar is shown as "key value". Default: nothing."""
+        return {}
+
+    def reload(self, config: Config) -> None:
+        """A new configuration after SIGHUP (main thread); apply what can change while
+        running. Ports, the MIDI API and the mode are never changed by a reload. Raise
+        JamError to refuse it (the old settings stay). Default: nothing to apply."""
+
 
 class RunControl:
     """Stop flag, first error, and the main loop's wake-up: a socket pair that input threads
@@ -70,6 +96,7 @@ class RunControl:
     def __init__(self) -> None:
         self.reason: str | None = None
         self.error: BaseException | None = None
+        self.reload_requested = False
         self._receiver, self._sender = socket.socketpair()
         for end in (self._receiver, self._sender):
             end.setblocking(False)
@@ -81,6 +108,10 @@ class RunControl:
     def stop(self, reason: str) -> None:
         if self.reason is None:
             self.reason = reason
+
+    def request_reload(self) -> None:
+        """SIGHUP: reload at the next turn of the loop (safe in a signal handler)."""
+        self.reload_requested = True
 
     def fail(self, error: BaseException) -> None:
         if self.error is None:
@@ -114,19 +145,26 @@ def _describe(port: mido.ports.BasePort, virtual_name: str, device: str) -> str:
     return f"'{port.name}'"
 
 
-def run(config: Config, mode: Mode) -> int:
-    """Run ``mode`` until a stop signal (returns 0) or an error (raised after cleanup)."""
+def run(config: Config, mode: Mode, load_config: Callable[[], Config] | None = None) -> int:
+    """Run ``mode`` until a stop signal (returns 0) or an error (raised after cleanup).
+    ``load_config()`` builds the configuration again for a reload (SIGHUP)."""
     control = RunControl()
     sys.setswitchinterval(SWITCH_INTERVAL)
     with ExitStack() as cleanup:
         cleanup.callback(control.close)
-        cleanup.enter_context(stop_on_signals(control.stop, control.wakeup_fd))
+        cleanup.enter_context(stop_on_signals(control.stop, control.wakeup_fd,
+                                              reload=control.request_reload))
         cleanup.enter_context(thread_errors_to(control.fail))
+        notifier = Notifier()
+        cleanup.callback(notifier.close)
         system = RtMidiSystem.connect(config.api)
         cleanup.callback(system.close)
         output = system.open_output(config.out)
-        cleanup.callback(close_output, output)
+        out_link = WatchedPort("output", output, config.out, system.open_output,
+                               close=lambda gone: gone.close())
+        cleanup.callback(_close_current, out_link, close_output)
         scheduler = Scheduler(output, on_error=control.fail)
+        out_link.attach = scheduler.replace_port
         scheduler.start()
         cleanup.callback(_quietly, scheduler.close)
         mode.start(scheduler)
@@ -140,29 +178,51 @@ def run(config: Config, mode: Mode) -> int:
             control.wake()
 
         input_port = system.open_input(config.in_, callback=on_input)
-        cleanup.callback(input_port.close)
+        in_link = WatchedPort("input", input_port, config.in_,
+                              lambda name: system.open_input(name, callback=on_input))
+        cleanup.callback(_close_current, in_link, lambda port: port.close())
         if input_port.name == VIRTUAL_IN or output.name == VIRTUAL_OUT:
             log.info("connecting to jam's virtual ports (%s API): %s", system.api,
                      CONNECT_HINTS[system.api])
         log.info("%s mode (%s API): input %s, output %s; scheduler: %s; Ctrl-C stops",
                  mode.name, system.api, _describe(input_port, VIRTUAL_IN, "keyboard"),
                  _describe(output, VIRTUAL_OUT, "synth"), scheduler.realtime)
+        watch = PortWatch(system, [link for link in (in_link, out_link) if link.query])
+        line = statusline.StatusLine(sys.stdout) if statusline.wanted(sys.stdout) else None
+        if line is not None:
+            cleanup.enter_context(line.guard_logging())
+            cleanup.callback(line.close)
+        upkeep = Upkeep(mode=mode, scheduler=scheduler, config=config, load_config=load_config,
+                        watch=watch, inputs=[in_link], notifier=notifier, status_line=line)
+        watch.on_change = upkeep.port_changed
+        upkeep.ready(f"{mode.name} mode: input '{input_port.name}', output '{output.name}'")
         delay: float | None = None
         while control.reason is None:
             control.wait(MAX_WAIT if delay is None else min(max(delay, 0.0), MAX_WAIT))
             if control.reason is None:
                 try:
                     delay = mode.poll(time.monotonic())
+                    if control.reload_requested:
+                        control.reload_requested = False
+                        upkeep.reload()
+                    upkeep.tick(time.monotonic())
                 except Exception as err:  # noqa: BLE001
                     control.fail(err)
+        upkeep.stopping(control.reason)
         stats = scheduler.stats()
         log.info("stopping (%s): all notes off; sent %d messages, %d late by > %g ms, "
-                 "worst %.2f ms; dropped %d malformed input messages", control.reason,
-                 stats.sent, stats.late, LATE_AFTER * 1e3, stats.max_lateness * 1e3,
-                 input_port.dropped)
+                 "worst %.2f ms, %d dropped while the output was gone; dropped %d malformed "
+                 "input messages", control.reason, stats.sent, stats.late, LATE_AFTER * 1e3,
+                 stats.max_lateness * 1e3, stats.dropped, in_link.dropped)
     if control.error is not None:
         raise control.error
     return 0
+
+
+def _close_current(link: WatchedPort, close: Callable[[object], object]) -> None:
+    """Close the port a link holds now (none while its device is away)."""
+    if link.port is not None:
+        close(link.port)
 
 
 def _quietly(step: Callable[[], object]) -> None:

@@ -1,7 +1,8 @@
-"""Turning SIGINT/SIGTERM/SIGHUP and errors in other threads into a clean stop.
+"""Turning SIGINT/SIGTERM and errors in other threads into a clean stop, and SIGHUP into a
+reload of the configuration (the daemon convention: ``systemctl reload jam``).
 
 The handlers only call the given function (which must set a flag, take no locks and
-return at once): the run loop notices the flag and does the cleanup on the main thread.
+return at once): the run loop notices the flag and does the work on the main thread.
 """
 
 from __future__ import annotations
@@ -11,21 +12,31 @@ import signal
 import threading
 from typing import Callable, Iterator
 
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM")
                      if hasattr(signal, name))
+RELOAD_SIGNAL = getattr(signal, "SIGHUP", None)  # None on Windows
 
 
 @contextlib.contextmanager
-def stop_on_signals(stop: Callable[[str], None], wakeup_fd: int | None = None
-                    ) -> Iterator[None]:
-    """While inside, a stop signal calls ``stop(signal name)`` instead of killing us; with
-    ``wakeup_fd`` (a non-blocking socket or pipe), the signal also writes a byte to it, so
-    a main loop waiting in ``select`` wakes at once. Main thread only."""
+def stop_on_signals(stop: Callable[[str], None], wakeup_fd: int | None = None,
+                    reload: Callable[[], None] | None = None) -> Iterator[None]:
+    """While inside, a stop signal calls ``stop(signal name)`` instead of killing us, and
+    SIGHUP calls ``reload()`` (without ``reload``, SIGHUP stops too: its default action
+    would kill us without the cleanup). With ``wakeup_fd`` (a non-blocking socket or pipe),
+    the signal also writes a byte to it, so a main loop waiting in ``select`` wakes at
+    once. Main thread only."""
 
     def handler(signum: int, frame: object) -> None:
         stop(signal.Signals(signum).name)
 
-    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    def reload_handler(signum: int, frame: object) -> None:
+        assert reload is not None
+        reload()
+
+    handlers = {sig: handler for sig in STOP_SIGNALS}
+    if RELOAD_SIGNAL is not None:
+        handlers[RELOAD_SIGNAL] = handler if reload is None else reload_handler
+    previous = {sig: signal.signal(sig, action) for sig, action in handlers.items()}
     previous_fd = signal.set_wakeup_fd(wakeup_fd) if wakeup_fd is not None else None
     try:
         yield

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from jam.service.signals import STOP_SIGNALS, stop_on_signals, thread_errors_to
+from jam.service.signals import RELOAD_SIGNAL, STOP_SIGNALS, stop_on_signals, thread_errors_to
 
 
 @pytest.mark.parametrize("sig", STOP_SIGNALS, ids=lambda s: signal.Signals(s).name)
@@ -23,6 +23,30 @@ def test_stop_signal_calls_stop_and_wakes_the_loop(sig):
             assert receiver.recv(1)  # the signal number, written by the C-level handler
         assert calls == [signal.Signals(sig).name]
         assert signal.getsignal(sig) is before  # handlers restored on exit
+    finally:
+        receiver.close()
+        sender.close()
+
+
+def test_sighup_is_not_a_stop_signal():
+    assert RELOAD_SIGNAL not in STOP_SIGNALS
+
+
+@pytest.mark.skipif(RELOAD_SIGNAL is None, reason="no SIGHUP on this system")
+@pytest.mark.parametrize("reload", [True, False], ids=["reload", "no-reload-handler"])
+def test_sighup_reloads_or_without_a_reload_handler_stops(reload):
+    stops, reloads = [], []
+    receiver, sender = socket.socketpair()
+    sender.setblocking(False)
+    before = signal.getsignal(RELOAD_SIGNAL)
+    try:
+        with stop_on_signals(stops.append, sender.fileno(),
+                             reload=(lambda: reloads.append(1)) if reload else None):
+            os.kill(os.getpid(), RELOAD_SIGNAL)
+            receiver.settimeout(5)
+            assert receiver.recv(1)  # the loop wakes for a reload too
+        assert (stops, reloads) == (([], [1]) if reload else (["SIGHUP"], []))
+        assert signal.getsignal(RELOAD_SIGNAL) is before
     finally:
         receiver.close()
         sender.close()
