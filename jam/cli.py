@@ -76,6 +76,12 @@ def _cmd_panic(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_doctor(config: Config, args: argparse.Namespace) -> int:
+    from jam.service import doctor
+
+    return doctor.run(config)
+
+
 def _respond_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("call", metavar="CALL.mid", help="the call: a MIDI file")
     parser.add_argument("-o", "--output", metavar="OUT.mid", required=True,
@@ -104,6 +110,8 @@ COMMANDS: tuple[Command, ...] = (
             _cmd_panic),
     Command("respond", "answer a call from a MIDI file offline (deterministic with --seed)",
             _cmd_respond, _respond_arguments),
+    Command("doctor", "check MIDI, ports, model speed, timer and real-time scheduling; "
+            "say what to fix", _cmd_doctor),
 )
 
 
