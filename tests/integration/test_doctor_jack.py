@@ -47,10 +47,11 @@ def test_an_output_that_matches_nothing_blocks(jam_env, keyboard):
     assert done.returncode == 2, done.stdout + done.stderr
     assert re.search(r"^BLOCKS +--out +'no such synth' matches no single output$",
                      done.stdout, re.M), done.stdout
-    assert "no MIDI output matches --out 'no such synth'" in done.stdout
-    assert "1 problem blocks playing" in done.stdout
+    assert "no MIDI output matches --out 'no such synth'" in done.stdout, done.stdout
+    assert "1 problem blocks playing" in done.stdout, done.stdout
     err = done.stderr.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("jam: doctor: cannot play: --out"), err
+    assert len(err) == 1 and err[0].startswith("jam: doctor: cannot play: --out"), (
+        done.stdout + done.stderr)
 
 
 def test_no_midi_system(jam_env):
@@ -60,10 +61,11 @@ def test_no_midi_system(jam_env):
     assert done.returncode == 2, done.stdout + done.stderr
     assert re.search(r"^BLOCKS +MIDI +no usable MIDI system \(--api jack\)$", done.stdout,
                      re.M), done.stdout
-    assert "start a JACK server" in done.stdout  # the hint, in the list of fixes
+    assert "start a JACK server" in done.stdout, done.stdout  # the hint, in the fixes
     assert "Traceback" not in done.stdout + done.stderr
     err = done.stderr.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("jam: doctor: cannot play: MIDI"), err
+    assert len(err) == 1 and err[0].startswith("jam: doctor: cannot play: MIDI"), (
+        done.stdout + done.stderr)
 
 
 @pytest.mark.parametrize("bad", ["--in", "--out"])
@@ -72,4 +74,4 @@ def test_the_flag_that_does_not_match_is_named(jam_env, keyboard, synth, bad):
     done = doctor(jam_env, "--api", "jack", "--model", "rules", "--in", ports["--in"],
                   "--out", ports["--out"])
     assert done.returncode == 2, done.stdout + done.stderr
-    assert f"doctor: cannot play: {bad}: 'zzz' matches no single" in done.stderr
+    assert f"doctor: cannot play: {bad}: 'zzz' matches no single" in done.stderr, done.stderr
