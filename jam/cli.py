@@ -42,6 +42,7 @@ class Command:
     help: str
     run: Callable[[Config, argparse.Namespace], int]
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None
+    creates_config: bool = False  # it writes the config file: --config FILE may not exist yet
 
 
 def _cmd_ports(config: Config, args: argparse.Namespace) -> int:
@@ -103,6 +104,28 @@ def _cmd_respond(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def _learn_arguments(parser: argparse.ArgumentParser) -> None:
+    from jam.midi.controls import ACTIONS
+
+    parser.add_argument("action", metavar="ACTION",
+                        help=f"what the control will do: {', '.join(ACTIONS)}")
+    parser.add_argument("--timeout", metavar="SECONDS", type=float, default=30.0,
+                        help="give up after this long with nothing moved [30]")
+
+
+def _cmd_learn(config: Config, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from jam.config import default_config_path
+    from jam.midi.learn import learn
+
+    if not args.timeout > 0:
+        raise JamError(f"--timeout must be above 0 seconds, got {args.timeout:g}")
+    path = Path(args.config).expanduser() if hasattr(args, "config") else default_config_path()
+    print(learn(config, args.action, path, args.timeout))
+    return 0
+
+
 COMMANDS: tuple[Command, ...] = (
     Command("ports", "list the MIDI input and output ports", _cmd_ports),
     Command("config", "print the effective configuration as YAML", _cmd_config),
@@ -110,6 +133,8 @@ COMMANDS: tuple[Command, ...] = (
             _cmd_panic),
     Command("respond", "answer a call from a MIDI file offline (deterministic with --seed)",
             _cmd_respond, _respond_arguments),
+    Command("learn", "bind the next control moved or pressed on --in to ACTION, in the "
+            "config file", _cmd_learn, _learn_arguments, creates_config=True),
     Command("doctor", "check MIDI, ports, model speed, timer and real-time scheduling; "
             "say what to fix", _cmd_doctor),
 )
@@ -210,7 +235,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = build_parser()
         _check_flags(parser, argv)
         args = parser.parse_args(argv)
-        config = build_config(_cli_values(args), getattr(args, "config", None))
+        config = build_config(_cli_values(args), getattr(args, "config", None),
+                              missing_ok=any(c.name == args.command and c.creates_config
+                                             for c in COMMANDS))
         debug = config.debug
         from jam.service import logs
 

@@ -373,13 +373,18 @@ def default_config() -> Config:
     return Config(**{o.attr: o.default for o in OPTIONS})
 
 
-def build_config(cli: Mapping[str, Any], config_path: str | Path | None = None) -> Config:
+def build_config(cli: Mapping[str, Any], config_path: str | Path | None = None, *,
+                 missing_ok: bool = False) -> Config:
     """Merge defaults < config file < ``cli`` (values given on the command line, or by a
     program; checked again here). ``config_path`` None: the default path, if it exists.
+    ``missing_ok``: a ``config_path`` that does not exist is read as empty (for a command
+    that creates it) instead of an error.
     """
     values = {o.key: o.default for o in OPTIONS}
     if config_path is not None:
         source: Path | None = Path(config_path).expanduser()
+        if missing_ok and not source.exists():
+            source = None
     else:
         source = default_config_path()
         if not source.is_file():

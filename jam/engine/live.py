@@ -23,7 +23,7 @@ import numpy as np
 from jam.config import PRESET_KEYS, Config, check_value, default_config
 from jam.engine.assembly import make_generator, make_tempo, warm_up
 from jam.engine.callresponse import AnswerNote, CallResponse, EngineSettings, Stop
-from jam.engine.clock import Clock, Pulse
+from jam.engine.clock import Clock, FixedTempo, FollowTempo, Pulse
 from jam.engine.controls import PRESET, Action, ControlMap, EchoFilter, Tapped, TapTempo
 from jam.engine.runner import Mode
 from jam.engine.scheduler import Scheduler
@@ -400,13 +400,17 @@ class CallMode(Mode):
         bpm = self.options["bpm"]
         if "meter" in pending:
             engine.update(replace(engine.settings, meter=Meter.parse(pending["meter"])))
-        if "tempo" in pending:
-            engine.listener.tempo = make_tempo(pending["tempo"], bpm)
-        if "bpm" in pending or tapped is not None:
-            tempo, clock = engine.listener.tempo, engine.clock
-            for attribute in ("bpm", "prior_bpm"):  # FixedTempo's tempo, FollowTempo's prior
-                if hasattr(tempo, attribute):
-                    setattr(tempo, attribute, bpm)
+        tempo, clock = engine.listener.tempo, engine.clock
+        moved = pending.keys() & {"tempo", "bpm"} or tapped is not None
+        if moved and not isinstance(tempo, (FixedTempo, FollowTempo)):
+            log.info("tempo not changed: it follows %s", type(tempo).__name__)  # MIDI clock
+        elif moved:
+            if "tempo" in pending:
+                tempo = engine.listener.tempo = make_tempo(pending["tempo"], bpm)
+            if isinstance(tempo, FixedTempo):
+                tempo.bpm = bpm
+            else:
+                tempo.prior_bpm = bpm
             if tapped is not None:
                 clock.set_pulse(Pulse(tapped.bpm, tapped.origin))
             elif clock.anchored:

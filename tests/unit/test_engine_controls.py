@@ -6,8 +6,15 @@ import mido
 import numpy as np
 import pytest
 
-from jam.engine.controls import (PRESET, Action, ControlMap, EchoFilter, TapTempo, bindings,
-                                 tap_tempo)
+from jam.engine.controls import (
+    PRESET,
+    Action,
+    ControlMap,
+    EchoFilter,
+    TapTempo,
+    bindings,
+    tap_tempo,
+)
 from jam.midi.controls import Binding
 
 CONTROLS = {"temperature": "cc 74", "end_call": "note 36 ch 10", "reroll": "cc 80",

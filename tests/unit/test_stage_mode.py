@@ -483,3 +483,18 @@ def test_status_says_state_tempo_key_last_answer_echoes_preset(tmp_path):
     assert status["key"].endswith("(auto)")
     assert status["last_answer"]["bars"] == 1
     assert status["last_answer"]["notes"] == len(rig.notes()) and status["echoes"] == 0
+
+
+def test_tempo_and_meter_change_only_between_phrases(tmp_path):
+    rig = Rig(tmp_path, answer_bars=2)
+    rig.play()
+    rig.run(rig.now + 0.6)
+    engine = rig.mode.engine
+    assert engine.answer is not None
+    rig.mode.apply({"bpm": 90, "meter": "3/4", "tempo": "follow"}, "test")
+    rig.run(rig.now + 1.0)
+    assert (engine.clock.bpm, str(engine.settings.meter)) == (120.0, "4/4")  # under the answer
+    rig.answered()
+    assert (engine.clock.bpm, str(engine.settings.meter)) == (90.0, "3/4")
+    assert type(engine.listener.tempo).__name__ == "FollowTempo"
+    assert engine.listener.tempo.prior_bpm == 90.0
