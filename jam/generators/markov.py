@@ -158,10 +158,80 @@ class _SessionCounts:
         return np.fromiter(row.keys(), dtype=np.int64), np.fromiter(row.values(), dtype=np.float64)
 
 
-def _entropy_weight(p: np.ndarray, bias: float) -> float:
+def _context_hashes(history: Sequence[int], order: int) -> Iterator[tuple[int, int]]:
+    """(k, hash of the last k tokens of ``history``) for k = 0..min(order, len(history))."""
+    h = _SEED
+    yield 0, h
+    for k in range(1, min(order, len(history)) + 1):
+        h = _extend(h, history[-k])
+        yield k, h
+
+
+def _distribution(counts: _StaticCounts | _SessionCounts, history: Sequence[int],
+                  order: int) -> np.ndarray:
+    """Next-token distribution after ``history``: orders 0.. blended from uniform up."""
+    p = np.full(tk.VOCAB_SIZE, 1.0 / tk.VOCAB_SIZE)
+    for k, h in _context_hashes(history, order):
+        found = counts.lookup(k, h)
+        if found is None:
+            break  # no longer context can have been seen either
+        discounts = counts.discounts[k] if isinstance(counts, _StaticCounts) else None
+        p = _blend(p, found[0], found[1], discounts)
+    return p
+
+
+def entropy_weight(p: np.ndarray, bias: float) -> float:
+    """IDyOM's weight of a distribution in a combination: its relative entropy ** -bias
+    (bias 0: equal weights; higher: the more certain model counts more)."""
     nz = p[p > 0]
     relative = float(-(nz * np.log2(nz)).sum()) / np.log2(p.size)
     return max(relative, 1e-6) ** -bias
+
+
+def combine(p: np.ndarray, q: np.ndarray, wp: float, wq: float) -> np.ndarray:
+    """Weighted geometric mean of two distributions, renormalized."""
+    log_mix = (wp * np.log(p) + wq * np.log(q)) / (wp + wq)
+    mix = np.exp(log_mix - log_mix.max())
+    return mix / mix.sum()
+
+
+class SessionMemory:
+    """The short-term model (STM): counts of every context of 0..``order`` tokens among the
+    tokens fed since :meth:`reset` (the tune or the session so far), blended with PPM's
+    escape method C. Learning a token costs ``order + 1`` dictionary updates."""
+
+    def __init__(self, order: int = 12) -> None:
+        self.order = order
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything learned, and the context."""
+        self.counts = _SessionCounts()
+        self.history: list[int] = [tk.BOS]
+
+    def restart(self) -> None:
+        """A new context (a new tune or phrase) that keeps what was learned."""
+        self.history = [tk.BOS]
+
+    @property
+    def learned(self) -> int:
+        """How many tokens the memory has learned (contexts of order 0 counted)."""
+        row = self.counts.table.get((0, _SEED))
+        return sum(row.values()) if row else 0
+
+    def feed(self, tokens: Iterable[int], learn: bool = True) -> None:
+        """Move the context on by ``tokens``; ``learn`` also counts them."""
+        for token in tokens:
+            token = int(token)
+            if learn:
+                for k, h in _context_hashes(self.history, self.order):
+                    self.counts.add(k, h, token)
+            self.history.append(token)
+        if len(self.history) > 4 * self.order + 4:  # only the last `order` tokens are read
+            del self.history[: -self.order - 1]
+
+    def probabilities(self) -> np.ndarray:
+        return _distribution(self.counts, self.history, self.order)
 
 
 class MarkovGenerator(ProbabilisticGenerator):
@@ -183,7 +253,7 @@ class MarkovGenerator(ProbabilisticGenerator):
         self.stm_order = order if stm_order is None else stm_order
         self.bias = bias
         self._ltm: _StaticCounts | None = None
-        self._stm = _SessionCounts()
+        self._stm = SessionMemory(self.stm_order)
         self._history: list[int] = [tk.BOS]
 
     def fit(self, tunes: Iterable[Sequence[int]]) -> "MarkovGenerator":
@@ -193,49 +263,27 @@ class MarkovGenerator(ProbabilisticGenerator):
         return self
 
     def reset(self) -> None:
-        self._stm = _SessionCounts()
+        self._stm.reset()
         self._history = [tk.BOS]
         self.last_token = None
 
     def feed(self, tokens: Iterable[int]) -> None:
-        for token in tokens:
-            token = int(token)
-            if self.short_term:
-                for k, h in self._context_hashes(self.stm_order):
-                    self._stm.add(k, h, token)
-            self._history.append(token)
-            self.last_token = token
-
-    def _context_hashes(self, order: int) -> Iterator[tuple[int, int]]:
-        """(k, hash of the last k tokens) for k = 0..min(order, len(history))."""
-        h = _SEED
-        yield 0, h
-        for k in range(1, min(order, len(self._history)) + 1):
-            h = _extend(h, self._history[-k])
-            yield k, h
-
-    def _distribution(self, counts: _StaticCounts | _SessionCounts, order: int) -> np.ndarray:
-        p = np.full(tk.VOCAB_SIZE, 1.0 / tk.VOCAB_SIZE)
-        for k, h in self._context_hashes(order):
-            found = counts.lookup(k, h)
-            if found is None:
-                break  # no longer context can have been seen either
-            discounts = counts.discounts[k] if isinstance(counts, _StaticCounts) else None
-            p = _blend(p, found[0], found[1], discounts)
-        return p
+        tokens = [int(token) for token in tokens]
+        if self.short_term:
+            self._stm.feed(tokens)
+        self._history += tokens
+        if tokens:
+            self.last_token = tokens[-1]
 
     def probabilities(self) -> np.ndarray:
         """The model's next-token distribution (float64, sums to 1)."""
         if self._ltm is None:
             raise RuntimeError("MarkovGenerator.fit must be called first")
-        p = self._distribution(self._ltm, self._ltm.order)
+        p = _distribution(self._ltm, self._history, self._ltm.order)
         if not self.short_term or len(self._history) < 2:
             return p
-        q = self._distribution(self._stm, self.stm_order)
-        wp, wq = _entropy_weight(p, self.bias), _entropy_weight(q, self.bias)
-        log_mix = (wp * np.log(p) + wq * np.log(q)) / (wp + wq)
-        mix = np.exp(log_mix - log_mix.max())
-        return mix / mix.sum()
+        q = self._stm.probabilities()
+        return combine(p, q, entropy_weight(p, self.bias), entropy_weight(q, self.bias))
 
     def next_logits(self) -> np.ndarray:
         return np.log(self.probabilities())
