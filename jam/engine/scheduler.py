@@ -24,6 +24,12 @@ None drops every message from then on, a send that raises is dropped too, both c
 sounding. :meth:`healthy` tells a watchdog whether the thread is alive and turning (it
 stamps a heartbeat on each turn of its loop).
 
+A second port, ``clock_port`` (MIDI clock out), gets the events scheduled with
+``port=scheduler.clock_port``: they do not touch the note tracker, :meth:`withdraw` takes
+back the pending ones of a tag, :meth:`panic` keeps them, and :meth:`close` sends Stop
+there if anything was sent there. ``sent_log``, when it is set to a deque, gets
+``(message, send time)`` for each message sent to ``port`` (what the recorder writes).
+
 For tests, :meth:`run_due` does one pass of the thread's work at a given time without a
 thread (with a fake clock and a dummy port that has ``send``).
 """
@@ -53,6 +59,7 @@ STUCK_AFTER = 1.0  # s: due work waiting this long with no turn of the loop mean
 _CANCEL = "cancel"
 _PANIC = "panic"
 _SILENCE = "silence"  # the panic sequence on a new port; pending events stay
+_CLOCK_STOP = "clock stop"  # MIDI Stop on the clock port (at close)
 
 
 @dataclass(frozen=True)
@@ -73,9 +80,12 @@ class Scheduler:
 
     def __init__(self, port: Any, *, clock: Callable[[], float] = time.monotonic,
                  spin: float = 0.001, late_after: float = LATE_AFTER, keep_lateness: int = 0,
-                 realtime: bool = True,
+                 realtime: bool = True, clock_port: Any = None,
                  on_error: Callable[[BaseException], None] | None = None) -> None:
         self.port = port
+        self.clock_port = clock_port
+        self.sent_log: deque[tuple[mido.Message, float]] | None = None
+        self._clock_sent = False  # something went to the clock port (Stop at close)
         self.tracker = NoteTracker()
         self.realtime = "not started"
         self._clock = clock
@@ -84,7 +94,7 @@ class Scheduler:
         self._want_realtime = realtime
         self._on_error = on_error
         self._cond = threading.Condition()
-        self._heap: list[tuple[float, int, mido.Message, Hashable | None]] = []
+        self._heap: list[tuple[float, int, mido.Message, Hashable | None, Any]] = []
         self._order = itertools.count()
         self._commands: deque[tuple[str, Hashable | None]] = deque()
         self._stopping = False
@@ -111,11 +121,12 @@ class Scheduler:
         self.schedule(((self._clock(), message),), tag)
 
     def schedule(self, events: Iterable[tuple[float, mido.Message]],
-                 tag: Hashable | None = None) -> None:
-        """Queue several (deadline, message) events under one tag."""
+                 tag: Hashable | None = None, port: Any = None) -> None:
+        """Queue several (deadline, message) events under one tag; ``port`` None: the
+        output port, else :attr:`clock_port`."""
         with self._cond:
             for deadline, message in events:
-                heapq.heappush(self._heap, (deadline, next(self._order), message, tag))
+                heapq.heappush(self._heap, (deadline, next(self._order), message, tag, port))
             self._cond.notify()
 
     def cancel(self, tag: Hashable) -> None:
@@ -128,11 +139,23 @@ class Scheduler:
             self._commands.append((_CANCEL, tag))
             self._cond.notify()
 
-    def panic(self) -> None:
-        """Drop all pending events; note-offs for all sounding notes, then CC64=0, CC123
-        and CC120 on the channels used (see :func:`jam.midi.tracker.panic_sequence`)."""
+    def withdraw(self, tag: Hashable) -> int:
+        """Drop the pending events of ``tag`` (nothing else happens); how many there were."""
         with self._cond:
-            self._heap.clear()
+            kept = [event for event in self._heap if event[3] != tag]
+            dropped = len(self._heap) - len(kept)
+            if dropped:
+                heapq.heapify(kept)
+                self._heap[:] = kept
+            return dropped
+
+    def panic(self) -> None:
+        """Drop all pending events but the clock port's; note-offs for all sounding notes,
+        then CC64=0, CC123 and CC120 on the channels used (see
+        :func:`jam.midi.tracker.panic_sequence`)."""
+        with self._cond:
+            self._heap[:] = [event for event in self._heap if event[4] is not None]
+            heapq.heapify(self._heap)
             self._commands.append((_PANIC, None))
             self._cond.notify()
 
@@ -190,6 +213,7 @@ class Scheduler:
             self._heap.clear()
             if panic:
                 self._commands.append((_PANIC, None))
+            self._commands.append((_CLOCK_STOP, None))
             self._stopping = True
             self._cond.notify()
         if self._thread is not None and self._thread.is_alive():
@@ -211,6 +235,9 @@ class Scheduler:
                 for message in panic_sequence(self.tracker):
                     self._send(message)
                 self.tracker.clear()
+            elif command == _CLOCK_STOP:
+                if self._clock_sent:
+                    self._send(mido.Message("stop"), to=self.clock_port)
             else:
                 for message in note_offs(self.tracker.owned_by(tag)):
                     self._send(message)
@@ -219,14 +246,14 @@ class Scheduler:
             with self._cond:
                 if not heap or heap[0][0] > now:
                     return heap[0][0] if heap else None
-                deadline, _, message, tag = heapq.heappop(heap)
-            self._send(message, tag, deadline)
+                deadline, _, message, tag, to = heapq.heappop(heap)
+            self._send(message, tag, deadline, to)
 
     def _send(self, message: mido.Message, tag: Hashable | None = None,
-              deadline: float | None = None) -> None:
+              deadline: float | None = None, to: Any = None) -> None:
         now = self._clock()
         with self._port_lock:
-            port = self.port
+            port = self.port if to is None else to
             if port is None:
                 self._dropped += 1
                 return
@@ -242,7 +269,12 @@ class Scheduler:
                 return
             finally:
                 self._sending_since = None
-        self.tracker.update(message, tag)
+        if to is None:
+            self.tracker.update(message, tag)
+            if self.sent_log is not None:
+                self.sent_log.append((message, now))
+        else:
+            self._clock_sent = True
         self._sent += 1
         if deadline is not None:
             lateness = now - deadline
