@@ -14,6 +14,9 @@ with its arrival time (:meth:`MidiClockIn.feed`); the engine thread drains the q
   transport runs, the
   clock's origin (grid tick 0, a downbeat) is the time of song position 0 on that line, so
   the answer starts on the incoming beat (``--align bar``: the incoming bar);
+- the clock is moved only when the fit puts the beat more than :data:`MOVE_TOLERANCE` away
+  from it (now or a beat ahead), so what follows the clock (the metronome, scheduled
+  notes) is not re-timed at every tick;
 - calls do not move the clock while it is locked to a running transport.
 
 When the transport is stopped (FC) but ticks still come, the tempo follows them and the
@@ -54,6 +57,7 @@ WINDOW = 48  # ticks in the tempo fit (two beats)
 MIN_FIT = 6  # ticks before the fitted tempo replaces the last one
 LOST_AFTER = 0.5  # s without a tick while running: the clock is lost
 SKIPPED = 1.6  # a gap of more than this many intervals between ticks: ticks were lost
+MOVE_TOLERANCE = 0.001  # s: a fit closer than this to the clock (now, a beat ahead) leaves it
 
 HORIZON = 0.2  # s of clock ticks handed to the scheduler ahead of time
 REFILL = 0.1  # s: top up when fewer than this are left
@@ -178,9 +182,11 @@ class MidiClockIn(TempoSource):
         if self.locked:
             positions, times = zip(*self._phase)
             origin = float(np.mean(np.asarray(times) - interval * np.asarray(positions)))
+            if clock.anchored and _close(clock, self.bpm, origin, now):
+                return False
             clock.set_pulse(Pulse(self.bpm, origin))
             return True
-        if not self._fresh or clock.bpm == self.bpm:
+        if not self._fresh or abs(clock.bpm / self.bpm - 1) < MOVE_TOLERANCE / 60 * self.bpm:
             return False
         if clock.anchored:  # stopped, ticks coming: their tempo, the player's phase
             clock.set_tempo(self.bpm, now)
@@ -202,6 +208,14 @@ class MidiClockIn(TempoSource):
             return False
         clock.set_pulse(Pulse(clock.bpm, origin))
         return True
+
+
+def _close(clock: Clock, bpm: float, origin: float, now: float) -> bool:
+    """Does ``clock`` put the beats of the pulse (``bpm``, ``origin``) within
+    :data:`MOVE_TOLERANCE` of where that pulse puts them, now and a beat from now?"""
+    tick = 60.0 / bpm / TICKS_PER_BEAT
+    return all(abs(clock.seconds((t - origin) / tick) - t) < MOVE_TOLERANCE
+               for t in (now, now + 60.0 / bpm))
 
 
 CLOCK = mido.Message("clock")

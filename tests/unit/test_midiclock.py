@@ -54,6 +54,20 @@ def test_start_and_ticks_give_the_tempo_and_the_downbeat_despite_jitter():
     assert clock.tick(T0 + 4 * 0.6 + 0.002) == 48
 
 
+def test_the_clock_moves_only_when_the_fit_drifts_a_millisecond_away():
+    source, clock = MidiClockIn(BPM), Clock(BPM)
+    source.feed(mido.Message("start"), T0 - 0.001)
+    rng = np.random.default_rng(3)
+    moves = 0
+    for k in range(8 * PPQN):
+        when = T0 + k * STEP + rng.uniform(0, 0.00267)
+        source.feed(mido.Message("clock"), when)
+        moves += source.update(clock, when + 0.0005)
+        if k > 2 * PPQN:  # settled: the clock is never more than that (and jitter) off
+            assert abs(clock.seconds(k * 12 / 24 + 12) - (T0 + (k + 24) * STEP + 0.00133)) < 0.003
+    assert moves < PPQN  # far fewer than the 192 ticks
+
+
 def test_song_position_and_continue_place_the_bar():
     source, clock = MidiClockIn(BPM), Clock(BPM)
     source.feed(mido.Message("songpos", pos=16), T0 - 0.01)  # 16 sixteenths: bar 2
