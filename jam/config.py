@@ -121,6 +121,14 @@ def _key(value: Any) -> str:
     raise ValueError('expected "auto", a key such as "C major" or "F# minor", or null')
 
 
+def _style(value: Any) -> float | str:
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    if _is_number(value) and 0 <= value <= 1:
+        return float(value)
+    raise ValueError('expected "auto" or a number from 0 to 1')
+
+
 def _controls(value: Any) -> dict[str, str]:
     """``action: "cc N [ch C]" | "note N [ch C]" | "program [ch C]"`` (see
     :mod:`jam.midi.controls`), normalized; an unknown action gets a suggestion."""
@@ -235,6 +243,9 @@ OPTIONS: tuple[Option, ...] = (
          _choice("stop", "ignore")),
     _opt("lookahead", 1.0, "how far ahead the answer is prepared, in beats",
          _number(0, low_open=True), numeric=True),
+    _opt("style", "auto", 'blend of the LSTM with a memory of what you played: "auto" '
+         "(weighted by how sure each is), 0 (the LSTM alone) to 1 (the memory alone)",
+         _style, numeric=True),
     _opt("output_latency", 0.0, "send answers this many ms early, for a synth that sounds "
          "late (0-500)", _number(0, 500), numeric=True),
     _opt("echo_window", 30.0, "ms: a note arriving this soon after jam sent the same pitch "
@@ -289,6 +300,7 @@ class Config:
     high: int
     barge_in: str
     lookahead: float
+    style: float | str
     output_latency: float
     echo_window: float
     state_cc: int | None

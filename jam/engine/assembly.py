@@ -21,9 +21,11 @@ from jam.music.meter import Meter
 from jam.music.tokens import Note
 
 
-def make_generator(model: str | None, device: str = "auto") -> Generator:
+def make_generator(model: str | None, device: str = "auto",
+                   style: float | str = 0.0) -> Generator:
     """``--model``: None = the shipped LSTM, "rules" = the rule-based responder, else a
-    path to an exported ONNX model."""
+    path to an exported ONNX model; a model is blended with a memory of the session
+    unless ``style`` (``--style``) is 0."""
     if model is not None and model.lower() == "rules":
         from jam.generators.rules import RulesGenerator
 
@@ -31,7 +33,12 @@ def make_generator(model: str | None, device: str = "auto") -> Generator:
     from jam.generators.lstm import LstmGenerator
     from jam.model.runtime import load_model
 
-    return LstmGenerator(load_model(model, device))
+    lstm = LstmGenerator(load_model(model, device))
+    if style == 0:
+        return lstm
+    from jam.generators.blend import BlendGenerator
+
+    return BlendGenerator(lstm, style=style)
 
 
 def make_tempo(tempo: str, bpm: float) -> TempoSource:
@@ -58,7 +65,7 @@ def respond_file(config: Config, call_path: str, out_path: str, bpm: float | Non
     chosen = phrase.meter if meter is None else Meter.parse(meter)
     settings = replace(EngineSettings.from_config(config), meter=chosen)
     result = respond(phrase.notes, bpm or phrase.bpm,
-                     make_generator(config.model, config.device), settings,
+                     make_generator(config.model, config.device, config.style), settings,
                      config.tempo == "follow", np.random.default_rng(config.seed))
     bpm_out = round(result.bpm, 3)
     tracks, names = [result.call, result.answer], ["call", "answer"]

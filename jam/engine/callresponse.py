@@ -88,6 +88,26 @@ class EngineSettings:
         return replace(cls.from_config(default_config()), **changes)
 
 
+def allowed_classes(key_option: str | None, key: Key | None,
+                    heard: frozenset[int]) -> frozenset[int] | None:
+    """The pitch classes an answer may use: the key's scale, and with ``key: auto`` also
+    every pitch class the player used in the session (``heard``): a blues call keeps its
+    blue notes. None: no key constraint."""
+    if key is None:
+        return None
+    extra = heard if key_option == "auto" else frozenset()
+    return frozenset(key.scale) | extra
+
+
+def answer_spec(settings: EngineSettings, mask: np.ndarray, ticks: int,
+                ending: tuple[int, ...] | None) -> AnswerSpec:
+    """What the engine asks the generator for: the configured sampling, ``mask`` (pitch
+    classes and range), ``ticks`` of answer, ending on the ``ending`` pitch classes (the
+    tonic triad) with the last beat's onsets held to them."""
+    return AnswerSpec(settings.sampler, mask, ticks,
+                      None if ending is None else frozenset(ending), settings.meter.beat_ticks)
+
+
 @dataclass(frozen=True)
 class AnswerNote:
     """One note of an answer: grid ticks and the deadlines (seconds) they map to."""
@@ -181,7 +201,7 @@ class CallResponse:
         self.settings = settings
         self.clock.meter = settings.meter
         self._fixed_key = None if settings.key in (None, "auto") else parse_key(settings.key)
-        self._masks: dict[Key | None, np.ndarray] = {}  # key -> pitch mask (range fixed)
+        self._masks: dict[frozenset[int] | None, np.ndarray] = {}  # classes -> pitch mask
         detector = self.detector
         detector.silence_beats = settings.listen_silence
         detector.end_call_cc = settings.end_call_cc
@@ -275,9 +295,12 @@ class CallResponse:
             bars = max(1, int(np.ceil((call.end - call.start) / bar - 0.125)))
         bars = min(bars, s.max_answer_bars)
         key = self.last_key = self._key(call)
-        if key not in self._masks:
-            self._masks[key] = pitch_mask(None if key is None else key.scale, s.low, s.high)
-        spec = AnswerSpec(s.sampler, self._masks[key], ticks=bars * bar)
+        heard = frozenset(self.listener.heard)
+        classes = allowed_classes(s.key, key, heard)
+        if classes not in self._masks:
+            self._masks[classes] = pitch_mask(classes, s.low, s.high)
+        ending = (key or estimate_key(call.notes)).triad if call.notes else None
+        spec = answer_spec(s, self._masks[classes], bars * bar, ending)
         self._context = (list(self.listener.history), spec, call.velocity)
         log.debug("call ended (%s) with %d notes; answering %d bars from tick %d%s", reason,
                   len(call.notes), bars, start, f" in {key.name}" if key else "")

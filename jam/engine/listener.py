@@ -108,6 +108,7 @@ class Listener:
         self.tempo = tempo
         self.min_rest = min_rest
         self.history: list[int] = []  # recent tokens the generator was fed, oldest first
+        self.heard: set[int] = set()  # pitch classes the player used in the session
         self.encoder = Encoder(min_rest=min_rest)
         self.accounted: float | None = None  # time up to which history covers the music
         self._events: list[tuple[str, int, float, int]] = []  # (kind, pitch, t, velocity)
@@ -126,6 +127,7 @@ class Listener:
         if not self._events:
             self._start_call(t)
         self._events.append(("on", pitch, t, velocity))
+        self.heard.add(pitch % 12)
         tick = self.clock.tick(t)
         self._feed(self.encoder.note_on(pitch, tick))
         return tick

@@ -42,6 +42,13 @@ class Key(NamedTuple):
     def name(self) -> str:
         return f"{NAMES[self.tonic]} {self.mode}"
 
+    @property
+    def triad(self) -> tuple[int, ...]:
+        """Pitch classes of the tonic triad (root, third, fifth): where phrases come to
+        rest."""
+        scale = self.scale
+        return scale[0], scale[2], scale[4]
+
 
 def parse_key(text: str) -> Key:
     """``"F# minor"``, ``"Bb major"``, ``"c"`` (major), ``"am"`` -> Key; ValueError otherwise."""
