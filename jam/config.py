@@ -246,6 +246,8 @@ OPTIONS: tuple[Option, ...] = (
     _opt("style", "auto", 'blend of the LSTM with a memory of what you played: "auto" '
          "(weighted by how sure each is), 0 (the LSTM alone) to 1 (the memory alone)",
          _style, numeric=True),
+    _opt("profile", None, "keep the memory of your playing across sessions under this name "
+         "(none: each session starts afresh)", _text, nullable=True),
     _opt("output_latency", 0.0, "send answers this many ms early, for a synth that sounds "
          "late (0-500)", _number(0, 500), numeric=True),
     _opt("echo_window", 30.0, "ms: a note arriving this soon after jam sent the same pitch "
@@ -301,6 +303,7 @@ class Config:
     barge_in: str
     lookahead: float
     style: float | str
+    profile: str | None
     output_latency: float
     echo_window: float
     state_cc: int | None

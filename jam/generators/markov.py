@@ -233,6 +233,25 @@ class SessionMemory:
     def probabilities(self) -> np.ndarray:
         return _distribution(self.counts, self.history, self.order)
 
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """What was learned, as plain arrays (one row per context and next token)."""
+        rows = [(k, h, token, n) for (k, h), row in self.counts.table.items()
+                for token, n in row.items()]
+        table = np.array(rows, dtype=np.uint64).reshape(-1, 4)
+        return {"order": np.array([self.order]), "rows": table}
+
+    def load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        """Learned counts from :meth:`to_arrays` (the context restarts); ValueError if
+        they do not fit this memory."""
+        rows = np.asarray(arrays["rows"])
+        if int(np.asarray(arrays["order"]).reshape(-1)[0]) != self.order or rows.ndim != 2 \
+                or rows.shape[1] != 4 or (rows.size and int(rows[:, 2].max()) >= tk.VOCAB_SIZE):
+            raise ValueError("not a session memory of this order and vocabulary")
+        self.reset()
+        table = self.counts.table
+        for k, h, token, n in rows.tolist():
+            table.setdefault((int(k), int(h)), {})[int(token)] = int(n)
+
 
 class MarkovGenerator(ProbabilisticGenerator):
     """Variable-order interpolated Markov model; call :meth:`fit` before use."""
