@@ -22,7 +22,6 @@ import csv
 import json
 import math
 import shlex
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -41,9 +40,9 @@ from jam.generators.baselines import RandomInKeyGenerator, RepeatCallGenerator
 from jam.generators.markov import MarkovGenerator
 from jam.midi.files import Phrase, read_midi, write_midi
 from jam.music.meter import Meter
+from jam.render import SOUNDFONT, fluidsynth_for, render_wav
 
 GENERATORS = ("lstm", "rules", "markov", "unigram", "repeat", "random-in-key")
-SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
 FIELDS = ("trial", "call", "file_1", "file_2", "choice", "preferred")
 SETTINGS = "settings.json"
 RESULTS = "results.csv"
@@ -123,16 +122,6 @@ def build(name: str, args: argparse.Namespace) -> Generator:
     return model.fit(tunes)
 
 
-def render(midi_path: Path, wav_path: Path, soundfont: str) -> None:
-    command = ["fluidsynth", "-ni", "-q", "-F", str(wav_path), "-r", "22050", "-g", "0.8",
-               soundfont, str(midi_path)]
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    except FileNotFoundError:
-        raise JamError("fluidsynth is not installed; apt-get install fluidsynth fluid-soundfont-gm") from None
-    if done.returncode != 0 or not wav_path.is_file():
-        raise JamError(f"fluidsynth failed on {midi_path}: {done.stderr.strip()[:200]}")
-
 
 def prepare_trial(index: int, name: str, call: Phrase, generators: dict[str, Generator],
                   args: argparse.Namespace, out: Path) -> list[str]:
@@ -149,7 +138,7 @@ def prepare_trial(index: int, name: str, call: Phrase, generators: dict[str, Gen
         midi = out / f"trial{index:03d}-{slot}.mid"
         write_midi(midi, [result.call, result.answer], result.bpm, call.meter,
                    names=["call", "answer"], overwrite=True)
-        render(midi, wav, args.soundfont)
+        render_wav(midi, wav, args.soundfont, overwrite=True, rate=22050)
     return order
 
 
@@ -178,10 +167,7 @@ def ask(index: int, total: int, call_name: str, out: Path, play: str | None) -> 
 def run(args: argparse.Namespace) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    if not Path(args.soundfont).is_file():
-        raise JamError(f"{args.soundfont}: no soundfont; apt-get install fluid-soundfont-gm or pass --soundfont")
-    if shutil.which("fluidsynth") is None:
-        raise JamError("fluidsynth is not installed; apt-get install fluidsynth fluid-soundfont-gm")
+    fluidsynth_for(args.soundfont)  # both there, before any trial is prepared
     settings = {k: v for k, v in vars(args).items() if k != "play"}
     settings_path = out / SETTINGS
     if settings_path.is_file():

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-import pytest
 
 from jam.errors import JamError
 from jam.generators.markov import SessionMemory
