@@ -146,10 +146,10 @@ def check_answer(synth, monitor, stderr: str, beat_zero: float, bpm: float,
           f"{worst * 1e3:.2f} ms off the grid; notes (ms): "
           + " ".join(f"{e * 1e3:+.2f}" for e in errors)
           + f"; irregular cycles with input {synth.irregular}/{monitor.irregular}")
-    assert first > beat_zero + 8 * beat  # after the 2-bar call and its silence
-    assert on_beat <= TOLERANCE, "first note not on a beat"
-    assert worst <= TOLERANCE, "a note off the grid"
-    assert max(off for _, off, _ in notes) <= first + bars * 4 * beat + TOLERANCE
+    assert first > beat_zero + 8 * beat, stderr  # after the 2-bar call and its silence
+    assert on_beat <= TOLERANCE, f"first note not on a beat; {stderr}"
+    assert worst <= TOLERANCE, f"a note off the grid; {stderr}"  # says if jam sent late
+    assert max(off for _, off, _ in notes) <= first + bars * 4 * beat + TOLERANCE, stderr
     return notes
 
 
