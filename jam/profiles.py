@@ -21,6 +21,7 @@ import numpy as np
 
 from jam.errors import JamError
 from jam.fileio import atomic_write_bytes
+from jam.generators.blend import BlendGenerator
 from jam.generators.markov import SessionMemory
 from jam.music import tokens as tk
 
@@ -66,6 +67,13 @@ def load_profile(name: str, memory: SessionMemory) -> bool:
         return False
     log.info("profile %s: %d tokens learned before", name, memory.learned)
     return True
+
+
+def attach_profile(generator: BlendGenerator, name: str) -> None:
+    """Let ``generator``'s memory start from profile ``name`` and keep it across resets
+    (a new song forgets the phrase, not the player)."""
+    generator.keep_memory = True
+    load_profile(name, generator.memory)
 
 
 def save_profile(name: str, memory: SessionMemory) -> Path:

@@ -38,8 +38,9 @@ import numpy as np
 
 from jam.config import default_config
 from jam.engine.clock import Clock, TempoSource
-from jam.engine.listener import Call, Listener, PhraseDetector, cut
+from jam.engine.listener import Call, Listener, PhraseDetector, window, cut
 from jam.generators.base import AnswerSpec, Generator
+from jam.generators.blend import BlendGenerator
 from jam.music import tokens as tk
 from jam.music.meter import Meter
 from jam.music.sampling import SamplerSettings, pitch_mask
@@ -375,8 +376,14 @@ class CallResponse:
     def use(self, generator: Generator) -> None:
         """Answer with ``generator`` from now on, primed with the history (between phrases:
         :attr:`idle`)."""
+        old = self.generator
         self.generator = generator
         self.listener.use(generator)
+        if isinstance(old, BlendGenerator) and isinstance(generator, BlendGenerator):
+            # the memory of the player outlives the model: it moves to the new generator
+            generator.memory, generator.keep_memory = old.memory, old.keep_memory
+            generator.memory.restart()
+            generator.memory.feed(window(self.listener.history), learn=False)
 
     def reset(self, rng: np.random.Generator | None = None) -> list[AnswerNote | Stop]:
         """Forget the session (a new song): the answer playing stops, the generator and the
