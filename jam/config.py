@@ -149,7 +149,8 @@ def _controls(value: Any) -> dict[str, str]:
 
 # the options a preset may set (a Program Change or a footswitch selects a preset)
 PRESET_KEYS = ("model", "temperature", "top_p", "answer_bars", "max_answer_bars", "channel",
-               "bpm", "tempo", "meter", "key", "low", "high", "listen_silence", "align")
+               "bpm", "tempo", "meter", "key", "low", "high", "listen_silence", "align",
+               "style")
 
 
 def _presets(value: Any) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ CONTINUOUS: dict[str, tuple[float, float, bool]] = {
     "answer_bars": (1, 8, True),
     "listen_silence": (0.25, 4.0, False),
     "top_p": (0.05, 1.0, False),
+    "style": (0.0, 1.0, False),  # 0: the LSTM alone, 1: the memory of your playing alone
 }
 TRIGGERS = ("end_call", "replay", "reroll", "reset", "panic", "mode", "key_lock", "tap",
             "next_preset", "previous_preset")
