@@ -43,6 +43,7 @@ import mido
 
 from jam.config import Config
 from jam.engine.scheduler import LATE_AFTER, Scheduler
+from jam.errors import JamError
 from jam.midi.ports import CONNECT_HINTS, VIRTUAL_IN, VIRTUAL_OUT, RtMidiSystem, close_output
 from jam.midi.watch import PortWatch, WatchedPort
 from jam.service import statusline
@@ -139,10 +140,23 @@ class RunControl:
         self._sender.close()
 
 
-def _describe(port: mido.ports.BasePort, virtual_name: str, device: str) -> str:
-    if port.name == virtual_name:
+def _describe(port: WatchedPort, virtual_name: str, device: str) -> str:
+    if port.query is None:
         return f"virtual port '{virtual_name}' (connect your {device} to it)"
-    return f"'{port.name}'"
+    return f"'{port.name}'" + (" (not there yet)" if port.gone else "")
+
+
+def _open_or_wait(open_port: Callable[[str | None], object], query: str | None, wait: bool
+                  ) -> object | None:
+    """The port ``query`` names, opened; with ``wait`` (under systemd) one that is not there
+    yet is awaited instead (None: the port watch opens it when it appears)."""
+    try:
+        return open_port(query)
+    except JamError as err:
+        if not wait or query is None:
+            raise
+        log.warning("%s; waiting for it (opened when it appears)", err)
+        return None
 
 
 def run(config: Config, mode: Mode, load_config: Callable[[], Config] | None = None) -> int:
@@ -159,7 +173,7 @@ def run(config: Config, mode: Mode, load_config: Callable[[], Config] | None = N
         cleanup.callback(notifier.close)
         system = RtMidiSystem.connect(config.api)
         cleanup.callback(system.close)
-        output = system.open_output(config.out)
+        output = _open_or_wait(system.open_output, config.out, wait=notifier.enabled)
         out_link = WatchedPort("output", output, config.out, system.open_output,
                                close=lambda gone: gone.close())
         cleanup.callback(_close_current, out_link, close_output)
@@ -177,16 +191,17 @@ def run(config: Config, mode: Mode, load_config: Callable[[], Config] | None = N
                 control.fail(err)
             control.wake()
 
-        input_port = system.open_input(config.in_, callback=on_input)
+        input_port = _open_or_wait(lambda query: system.open_input(query, callback=on_input),
+                                   config.in_, wait=notifier.enabled)
         in_link = WatchedPort("input", input_port, config.in_,
                               lambda name: system.open_input(name, callback=on_input))
         cleanup.callback(_close_current, in_link, lambda port: port.close())
-        if input_port.name == VIRTUAL_IN or output.name == VIRTUAL_OUT:
+        if config.in_ is None or config.out is None:
             log.info("connecting to jam's virtual ports (%s API): %s", system.api,
                      CONNECT_HINTS[system.api])
         log.info("%s mode (%s API): input %s, output %s; scheduler: %s; Ctrl-C stops",
-                 mode.name, system.api, _describe(input_port, VIRTUAL_IN, "keyboard"),
-                 _describe(output, VIRTUAL_OUT, "synth"), scheduler.realtime)
+                 mode.name, system.api, _describe(in_link, VIRTUAL_IN, "keyboard"),
+                 _describe(out_link, VIRTUAL_OUT, "synth"), scheduler.realtime)
         watch = PortWatch(system, [link for link in (in_link, out_link) if link.query])
         line = statusline.StatusLine(sys.stdout) if statusline.wanted(sys.stdout) else None
         if line is not None:
@@ -195,7 +210,8 @@ def run(config: Config, mode: Mode, load_config: Callable[[], Config] | None = N
         upkeep = Upkeep(mode=mode, scheduler=scheduler, config=config, load_config=load_config,
                         watch=watch, inputs=[in_link], notifier=notifier, status_line=line)
         watch.on_change = upkeep.port_changed
-        upkeep.ready(f"{mode.name} mode: input '{input_port.name}', output '{output.name}'")
+        upkeep.ready(f"{mode.name} mode: input {_describe(in_link, VIRTUAL_IN, 'keyboard')}, "
+                     f"output {_describe(out_link, VIRTUAL_OUT, 'synth')}")
         delay: float | None = None
         while control.reason is None:
             control.wait(MAX_WAIT if delay is None else min(max(delay, 0.0), MAX_WAIT))

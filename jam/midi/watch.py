@@ -41,19 +41,22 @@ class WatchedPort:
     ``query`` is the user's ``--in``/``--out`` text (None: a virtual port, never watched);
     ``open(name)`` opens the port of that exact name; ``attach(port or None)`` (settable
     later) hands the current port to its user (None: it is gone); ``close(port)`` releases
-    one that is gone. ``port`` is None while the device is away; ``outages`` counts the
-    times it went."""
+    one that is gone. ``port`` is None while the device is away (given as None: it was
+    not there at start, and ``query`` is awaited); ``outages`` counts the times it went."""
 
     def __init__(self, kind: str, port: Any, query: str | None,
                  open: Callable[[str], Any], attach: Callable[[Any | None], None] | None = None,
                  close: Callable[[Any], None] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
+        if port is None and query is None:
+            raise ValueError("a port that is not open needs the query to wait for")
         self.kind = kind
         self.port = port
-        self.name: str = port.name
+        self.name: str = port.name if port is not None else query
         self.query = query
         self.outages = 0
-        self.gone_since: float | None = None
+        self.gone_since: float | None = None if port is not None else clock()
+        self._seen = port is not None  # opened once already (else: awaited since start)
         self.reopen_seconds: float | None = None  # last return: listed -> reopened (s)
         self._open = open
         self.attach = attach
@@ -109,8 +112,12 @@ class WatchedPort:
         self.reopen_seconds = self._clock() - listed
         away = listed - self.gone_since if self.gone_since is not None else 0.0
         self.gone_since = None
-        log.info("%s '%s' is back after %.1f s: reopened%s", self.kind, self.name, away,
-                 ", all notes off sent" if self.kind == "output" else "")
+        if self._seen:
+            log.info("%s '%s' is back after %.1f s: reopened%s", self.kind, self.name, away,
+                     ", all notes off sent" if self.kind == "output" else "")
+        else:
+            log.info("%s '%s' is there after %.1f s: opened", self.kind, self.name, away)
+        self._seen = True
         return "back"
 
     def _lose(self) -> None:

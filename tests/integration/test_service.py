@@ -10,14 +10,17 @@ from __future__ import annotations
 import select
 import signal
 import socket
+import subprocess
+import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import mido
 import pytest
 
-from jackrig import JamProcess, wait_for
+from jackrig import JamProcess, Synth, wait_for
 
 WATCHDOG_USEC = 500_000  # systemd would kill jam 0.5 s after a missed ping
 
@@ -175,3 +178,35 @@ def sighups(jam, config, ports, keyboard, synth):
     jam.process.send_signal(signal.SIGTERM)
     assert jam.wait() == 0, jam.stderr
     assert not [e for e in jam.lines if "Traceback" in e]
+
+
+def test_under_systemd_a_port_not_there_yet_is_awaited(keyboard, jam_env, manager):
+    client = f"late-{uuid.uuid4().hex[:6]}"
+    args = ["--api", "jack", "--in", keyboard.full_name, "--out", f"{client}:synth",
+            "--mode", "thru"]
+    # outside systemd a port that is not there is an error, on one line
+    alone = subprocess.run([sys.executable, "-m", "jam", *args], env=jam_env, text=True,
+                           capture_output=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert alone.returncode == 2, alone.stderr
+    lines = alone.stderr.strip().splitlines()
+    assert len(lines) == 1, alone.stderr
+    assert lines[0].startswith(f"jam: no MIDI output matches --out '{client}:synth'")
+    env = {**jam_env, "NOTIFY_SOCKET": manager.path, "WATCHDOG_USEC": str(WATCHDOG_USEC)}
+    jam = JamProcess(args, env)
+    try:
+        jam.wait_ready()
+        assert manager.wait_for("READY=1"), jam.stderr
+        assert [line for line in jam.lines if "waiting for it" in line], jam.stderr
+        synth = Synth("synth", client=client)  # the synth is switched on
+        try:
+            assert wait_for(lambda: any("is there after" in e for e in jam.lines), 5), \
+                jam.stderr
+            keyboard.send(mido.Message("note_on", note=60, velocity=90))
+            assert synth.wait_count(1, timeout=5, where=lambda m: m.type == "note_on"), \
+                jam.stderr
+            jam.process.send_signal(signal.SIGTERM)
+            assert jam.wait() == 0, jam.stderr
+        finally:
+            synth.close()
+    finally:
+        jam.kill()
