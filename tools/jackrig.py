@@ -131,7 +131,10 @@ class Synth:
     Why a process of its own: the callback runs Python in JACK's thread and needs the GIL;
     in the test process a busy thread (the player spinning to a note's time, a loop
     sending messages) holds it, and the callback, which gives the GIL up at every C call,
-    then runs cycles late, reads events twice or misses them. ``irregular`` counts cycles
+    then runs cycles late, reads events twice or misses them. Where permitted, the
+    recorder's threads run SCHED_FIFO (priority 40, below jam's scheduler thread): on a
+    loaded machine a normal-priority recorder missed cycles and lost events that a
+    connection through jam delivered. ``irregular`` counts cycles
     with input whose frame time did not follow the recorder's previous cycle by one period
     (the cycle before was missed, or this one is seen twice: its stamps may be a period
     off): 0 when all is well. ``dropped`` counts undecodable input (and events the recorder
@@ -212,6 +215,18 @@ class Synth:
         self._errors.close()
 
 
+RECORDER_PRIORITY = 40  # SCHED_FIFO, when permitted: below jam's scheduler thread (50)
+
+
+def realtime(priority: int) -> str:
+    """Put the calling thread in SCHED_FIFO at ``priority``; say what it got."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except (AttributeError, OSError) as err:
+        return f"normal scheduling ({getattr(err, 'strerror', None) or err})"
+    return f"SCHED_FIFO {priority}"
+
+
 def record(client_name: str, port_name: str, capacity: int = 1 << 14) -> None:
     """The recorder process of a :class:`Synth`: prints ``ready``, then ``e TIME HEX`` for
     each event and ``irregular N`` when that count grows, until its stdin ends."""
@@ -228,10 +243,12 @@ def record(client_name: str, port_name: str, capacity: int = 1 << 14) -> None:
     rate = client.samplerate
     times = [0.0] * capacity  # a ring the callback only stores into
     data = [b""] * capacity
-    state = {"count": 0, "last": None, "irregular": 0}
+    state = {"count": 0, "last": None, "irregular": 0, "policy": ""}
     monotonic = time.monotonic
 
     def process(frames: int) -> None:
+        if not state["policy"]:  # first call, in JACK's thread for this client
+            state["policy"] = realtime(RECORDER_PRIORITY)
         cycle = client.last_frame_time
         last = state["last"]
         state["last"] = cycle
@@ -248,6 +265,7 @@ def record(client_name: str, port_name: str, capacity: int = 1 << 14) -> None:
         state["count"] = count
 
     client.set_process_callback(process)
+    realtime(RECORDER_PRIORITY - 1)  # this thread passes the events on
     client.activate()
     out = sys.stdout
     out.write("ready\n")
