@@ -153,6 +153,9 @@ class TapTempo:
 
 # --- echoes ----------------------------------------------------------------------------------
 
+PRUNE_AT = 256  # notes remembered before the old ones are dropped without a note-on in
+STALE = 10.0  # s: a note sent this long before one being sent now can echo no more
+
 
 class EchoFilter:
     """Notes jam sent (pitch, send time; the channel too where given) and the input's
@@ -170,9 +173,15 @@ class EchoFilter:
         self._sent: list[tuple[float, int, int | None, Any]] = []  # time, pitch, channel, tag
         self._open: dict[int, int] = {}  # pitch -> echoed note-ons not yet ended
 
+    def __len__(self) -> int:
+        """How many notes sent are remembered (their echoes may still come)."""
+        return len(self._sent)
+
     def sent(self, t: float, pitch: int, channel: int | None = None, tag: Any = None) -> None:
         """Note-on ``pitch`` goes out at ``t`` (``channel`` None: its echo may come on any)."""
         if self.window > 0:
+            if len(self._sent) >= PRUNE_AT:  # no note-on came in for a while (clicks go on)
+                self._sent = [item for item in self._sent if item[0] > t - STALE]
             self._sent.append((t, pitch, channel, tag))
 
     def unsend(self, after: float, tag: Any = None) -> None:

@@ -139,3 +139,11 @@ def test_cancelled_notes_have_no_echo_and_a_zero_window_is_off():
     off = EchoFilter(0)
     off.sent(1.0, 60)
     assert not off.is_echo(1.001, 60, 0)
+
+
+def test_what_was_sent_is_forgotten_when_no_note_comes_in_for_a_long_time():
+    echo = EchoFilter(0.030)
+    for i in range(10_000):  # a metronome clicking for over an hour with nobody playing
+        echo.sent(i * 0.5, 76, channel=9, tag="metronome")
+    assert len(echo) <= 256
+    assert echo.is_echo(4999.51, 76, 9)

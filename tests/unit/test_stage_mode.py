@@ -429,7 +429,8 @@ def test_a_preset_model_loads_in_the_background_and_swaps_in_between_phrases(
     assert isinstance(rig.mode.engine.generator, RulesGenerator)  # not under the answer
     rig.answered()
     rig.run(rig.now + 0.1)
-    assert isinstance(rig.mode.engine.generator, LstmGenerator)
+    swapped = rig.mode.engine.generator  # the LSTM, blended with the session memory
+    assert isinstance(getattr(swapped, "base", swapped), LstmGenerator)
     assert rig.mode.status()["model"] == "default"
     rig.send(program(1))  # a missing file: one line, the LSTM stays
     deadline = time.monotonic() + 10
@@ -441,7 +442,8 @@ def test_a_preset_model_loads_in_the_background_and_swaps_in_between_phrases(
     assert len(failed) == 1 and "\n" not in failed[0] and "keeping default" in failed[0]
     rig.play()
     rig.answered()
-    assert isinstance(rig.mode.engine.generator, LstmGenerator)
+    swapped = rig.mode.engine.generator  # the LSTM, blended with the session memory
+    assert isinstance(getattr(swapped, "base", swapped), LstmGenerator)
     assert rig.mode.engine.stats.answers == 2
 
 
@@ -498,3 +500,33 @@ def test_tempo_and_meter_change_only_between_phrases(tmp_path):
     assert (engine.clock.bpm, str(engine.settings.meter)) == (90.0, "3/4")
     assert type(engine.listener.tempo).__name__ == "FollowTempo"
     assert engine.listener.tempo.prior_bpm == 90.0
+
+
+def test_a_broken_model_in_a_preset_keeps_the_current_one_with_one_line(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="jam")
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    rig = Rig(tmp_path, f"presets:\n  - {{model: {broken}}}\n")
+    rig.send(program(0))
+    deadline = time.monotonic() + 10
+    while not [r for r in caplog.records if "not loaded" in r.getMessage()] and \
+            time.monotonic() < deadline:
+        time.sleep(0.05)
+        rig.run(rig.now + 0.01)
+    failed = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(failed) == 1 and "not a readable ONNX model" in failed[0], failed
+    assert "\n" not in failed[0] and "keeping rules" in failed[0]
+    rig.play()
+    rig.answered()
+    assert isinstance(rig.mode.engine.generator, RulesGenerator)
+    assert rig.mode.engine.stats.answers == 1 and rig.mode.status()["model"] == "rules"
+
+
+def test_a_knob_bound_to_style_sets_the_blend_of_the_next_answer(tmp_path):
+    rig = Rig(tmp_path, "controls:\n  style: cc 21\n", model=None)
+    generator = rig.mode.engine.generator
+    assert generator.style == "auto"
+    for value, style in ((0, 0.0), (127, 1.0), (64, 0.504)):
+        rig.send(mido.Message("control_change", control=21, value=value))
+        rig.run(rig.now + 0.01)
+        assert generator.style == style
