@@ -6,12 +6,14 @@ with its arrival time (:meth:`MidiClockIn.feed`); the engine thread drains the q
 (:meth:`MidiClockIn.update`) and moves the engine's :class:`~jam.engine.clock.Clock`:
 
 - tempo: a least-squares line through the arrival times of the last :data:`WINDOW` clock
-  ticks (24 per quarter note; two beats), so one late tick moves nothing much;
+  ticks (24 per quarter note; two beats), leaving out the ticks far off a first line
+  drawn from medians (:func:`robust_line`: a burst of late ticks after a hold-up moves
+  nothing);
 - phase: Start (FA) puts the song position at 0 (a downbeat), Song Position Pointer (F2)
   anywhere (in sixteenths), Continue (FB) resumes where the position is; the next tick is
-  at that position and each tick advances it by one (a gap of about two intervals or more
-  counts the ticks lost on the way, so a lost tick does not shift the bar). While the
-  transport runs, the
+  at that position and each tick advances it by one (ticks lost or delivered twice on the
+  way are recounted when the next ticks all come a whole interval off, so a lost tick
+  does not shift the bar). While the transport runs, the
   clock's origin (grid tick 0, a downbeat) is the time of song position 0 on that line, so
   the answer starts on the incoming beat (``--align bar``: the incoming bar);
 - the clock is moved only when the fit puts the beat more than :data:`MOVE_TOLERANCE` away
@@ -56,8 +58,11 @@ CLOCK_TYPES = frozenset({"clock", "start", "stop", "continue", "songpos"})
 WINDOW = 48  # ticks in the tempo fit (two beats)
 MIN_FIT = 6  # ticks before the fitted tempo replaces the last one
 LOST_AFTER = 0.5  # s without a tick while running: the clock is lost
-SKIPPED = 1.6  # a gap of more than this many intervals between ticks: ticks were lost
+CONFIRM = 4  # ticks in a row off the line by the same whole number of intervals: recounted
+RECOUNT_SLACK = 0.35  # intervals: how close to that whole number each must be
 MOVE_TOLERANCE = 0.001  # s: a fit closer than this to the clock (now, a beat ahead) leaves it
+OUTLIER = 0.3  # intervals (at least OUTLIER_FLOOR s): a tick further off the line is left out
+OUTLIER_FLOOR = 0.003
 
 HORIZON = 0.2  # s of clock ticks handed to the scheduler ahead of time
 REFILL = 0.1  # s: top up when fewer than this are left
@@ -75,6 +80,22 @@ def fit_line(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
     return float(my - b * mx), b
 
 
+def robust_line(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
+    """``y = a + b * x`` through tick arrivals, not pulled by a few late ones (a burst after
+    this process or the transport was held up): a first line from medians (of the slopes
+    between points half the window apart, then of the intercepts), then least squares over
+    the points within :data:`OUTLIER` intervals of it."""
+    xs = np.asarray(x, dtype=np.float64)
+    ys = np.asarray(y, dtype=np.float64)
+    half = max(1, xs.size // 2)
+    b = float(np.median((ys[half:] - ys[:-half]) / (xs[half:] - xs[:-half])))
+    a = float(np.median(ys - b * xs))
+    near = np.abs(ys - a - b * xs) <= max(OUTLIER * abs(b), OUTLIER_FLOOR)
+    if near.sum() >= 2 and np.ptp(xs[near]) > 0:
+        return fit_line(xs[near], ys[near])
+    return a, b
+
+
 class MidiClockIn(TempoSource):
     """Follows an external MIDI clock (see the module's description).
 
@@ -90,7 +111,7 @@ class MidiClockIn(TempoSource):
         self.running = False  # the transport runs (Start/Continue seen, no Stop since)
         self.position = 0  # song position (clock ticks) of the next tick
         self.ticks = 0  # ticks counted in all (received, and lost on the way)
-        self.lost = 0  # ticks lost on the way while running (counted from the gaps)
+        self.lost = 0  # ticks lost on the way while running (negative: delivered twice)
         self._queue: deque[tuple[str, float, int]] = deque()
         self._tempo: deque[tuple[int, float]] = deque(maxlen=window)  # (count, time)
         self._phase: deque[tuple[int, float]] = deque(maxlen=window)  # (position, time)
@@ -150,38 +171,59 @@ class MidiClockIn(TempoSource):
         return None
 
     def _tick(self, when: float) -> None:
-        lost = 0  # ticks lost on the way since the last one (a gap of two intervals or more)
-        if self._last is not None:
-            gap = when - self._last
-            if gap > self.lost_after:
-                self._tempo.clear()  # after a pause the tick count says nothing about time
-            elif len(self._tempo) >= MIN_FIT:
-                intervals = gap * self.bpm * PPQN / 60.0
-                lost = round(intervals) - 1 if intervals > SKIPPED else 0
+        if self._last is not None and when - self._last > self.lost_after:
+            self._tempo.clear()  # after a pause the tick count says nothing about time
         if not self._fresh and self._warned:
             log.info("MIDI clock back")
             self._warned = False
         self._last, self._fresh = when, True
-        self.ticks += lost
         self._tempo.append((self.ticks, when))
         self.ticks += 1
         if self.running:
-            if self._phase:  # not the first tick after Start, Continue or a position
-                self.position += lost
-                self.lost += lost
             self._phase.append((self.position, when))
             self.position += 1
+        self._recount()
+
+    def _recount(self) -> None:
+        """Correct the count for ticks lost (or delivered twice) on the way: the last
+        :data:`CONFIRM` ticks all arrive the same whole number of intervals off the line
+        through the ticks before them. A burst of late ticks (this process or the transport
+        held up) is off by amounts that shrink from tick to tick, a tempo change by amounts
+        that grow: neither is counted."""
+        tempo = self._tempo
+        if len(tempo) < MIN_FIT + CONFIRM:
+            return
+        entries = list(tempo)
+        counts, times = zip(*entries[:-CONFIRM])
+        start, interval = robust_line(counts, times)
+        if interval <= 0:
+            return
+        off = [(t - start) / interval - c for c, t in entries[-CONFIRM:]]
+        shift = round(off[0])
+        if shift == 0 or any(abs(x - shift) > RECOUNT_SLACK for x in off):
+            return
+        for i in range(len(tempo) - CONFIRM, len(tempo)):
+            tempo[i] = (tempo[i][0] + shift, tempo[i][1])
+        self.ticks += shift
+        phase = self._phase
+        if self.running and len(phase) > CONFIRM:  # all of them since the transport started
+            for i in range(len(phase) - CONFIRM, len(phase)):
+                phase[i] = (phase[i][0] + shift, phase[i][1])
+            self.position += shift
+            self.lost += shift
 
     def _move(self, clock: Clock, now: float) -> bool:
         if len(self._tempo) >= MIN_FIT:
             counts, times = zip(*self._tempo)
-            _, interval = fit_line(counts, times)
+            _, interval = robust_line(counts, times)
             if interval > 0:
                 self.bpm = 60.0 / (interval * PPQN)
         interval = 60.0 / (self.bpm * PPQN)
         if self.locked:
             positions, times = zip(*self._phase)
-            origin = float(np.mean(np.asarray(times) - interval * np.asarray(positions)))
+            offsets = np.asarray(times) - interval * np.asarray(positions)
+            near = np.abs(offsets - np.median(offsets)) <= max(OUTLIER * interval, OUTLIER_FLOOR)
+            origin = float(offsets[near].mean())
             if clock.anchored and _close(clock, self.bpm, origin, now):
                 return False
             clock.set_pulse(Pulse(self.bpm, origin))

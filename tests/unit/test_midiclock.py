@@ -79,16 +79,41 @@ def test_song_position_and_continue_place_the_bar():
     assert not source.locked and source.position == 96 + 30
 
 
+def feed_running(source, clock, arrivals):
+    """Start, then ticks arriving at ``arrivals`` (each polled at once)."""
+    source.feed(mido.Message("start"), T0 - 0.001)
+    for when in arrivals:
+        source.feed(mido.Message("clock"), when)
+        source.update(clock, when + 0.0005)
+
+
 def test_ticks_lost_on_the_way_do_not_shift_the_bar():
     source, clock = MidiClockIn(BPM), Clock(BPM)
-    source.feed(mido.Message("start"), T0 - 0.001)
-    for k in range(4 * PPQN):
-        if k not in (30, 31, 70):  # three ticks never arrive
-            source.feed(mido.Message("clock"), T0 + k * STEP + (0.003 if k % 2 else 0.0))
-            source.update(clock, T0 + k * STEP + 0.004)
+    feed_running(source, clock, [T0 + k * STEP + (0.002 if k % 2 else 0.0)
+                                 for k in range(4 * PPQN) if k not in (30, 31, 70)])
     assert source.lost == 3 and source.position == 4 * PPQN
-    assert clock.seconds(48) == pytest.approx(T0 + 4 * 0.6 + 0.0015, abs=0.002)
+    assert clock.seconds(48) == pytest.approx(T0 + 4 * 0.6 + 0.001, abs=0.002)
     assert clock.bpm == pytest.approx(BPM, rel=0.003)
+
+
+def test_a_tick_delivered_twice_does_not_shift_the_bar():
+    source, clock = MidiClockIn(BPM), Clock(BPM)
+    arrivals = [T0 + k * STEP for k in range(4 * PPQN)]
+    feed_running(source, clock, sorted(arrivals + [arrivals[50] + 0.0001]))
+    assert source.lost == -1 and source.position == 4 * PPQN
+    assert clock.seconds(48) == pytest.approx(T0 + 4 * 0.6, abs=0.001)
+
+
+@pytest.mark.parametrize("held", [0.03, 0.06, 0.2])
+def test_ticks_read_late_in_a_burst_are_not_taken_for_lost_ones(held):
+    """The input thread held up for ``held`` s: the ticks of that time arrive together."""
+    source, clock = MidiClockIn(BPM), Clock(BPM)
+    stall = T0 + 40 * STEP
+    arrivals = [max(T0 + k * STEP, stall + held + 0.0001 * k) if T0 + k * STEP >= stall
+                else T0 + k * STEP for k in range(4 * PPQN)]
+    feed_running(source, clock, arrivals)
+    assert source.lost == 0 and source.position == 4 * PPQN
+    assert clock.seconds(48) == pytest.approx(T0 + 4 * 0.6, abs=0.002)
 
 
 def test_calls_do_not_move_a_locked_clock():
