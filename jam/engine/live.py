@@ -62,7 +62,7 @@ def _shown(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     if isinstance(value, (dict, list)):
-        return f"({len(value)} entries)"
+        return f"({len(value)} {'entry' if len(value) == 1 else 'entries'})"
     return str(value)
 
 

@@ -355,3 +355,22 @@ def test_jam_learn_gives_up_after_its_timeout_on_one_line(keyboard, jam_env, tmp
     errors = [line for line in learn.lines if not line.startswith("jam: learning")]
     assert len(errors) == 1 and "nothing that can control reroll" in errors[0], learn.stderr
     assert 1.0 <= took < 10 and not path.exists()
+
+
+def test_sighup_reloads_the_config_file_through_the_same_path_as_the_controls(
+        stage, keyboard, synth, tmp_path):
+    process = stage("controls:\n  temperature: cc 74\npresets:\n  - {answer_bars: 1}\n",
+                    "--debug")
+    keyboard.send(mido.Message("control_change", control=74, value=127))  # 2.0
+    (tmp_path / "jam.yaml").write_text(
+        "controls:\n  temperature: cc 74\npresets:\n  - {answer_bars: 2}\ntop_p: 0.5\n")
+    process.process.send_signal(signal.SIGHUP)
+    assert wait_for(lambda: "jam: top_p 0.5 (reload)" in process.lines, 5), process.stderr
+    keyboard.send(mido.Message("program_change", program=0))
+    notes = answer_after(keyboard, synth, process, 2)
+    stop(process)
+    lines = after_start(process)
+    sampling = [line for line in lines if "sampling with" in line]
+    assert len(sampling) == 1 and "temperature 2, top_p 0.5; 2 bars" in sampling[0], lines
+    assert "jam: presets (1 entry) (reload)" in lines
+    assert round((notes[-1][1] - notes[0][0]) / (4 * BEAT), 2) == 2.0  # the reloaded preset
