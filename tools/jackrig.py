@@ -147,6 +147,7 @@ class Synth:
         self.full_name = f"{client}:{name}"
         self.irregular = 0
         self.dropped = 0
+        self.policy = "not known yet"  # the process callback's scheduling, once it has run
         self._received: list[tuple[float, mido.Message]] = []
         self._lock = threading.Lock()
         self._ready = threading.Event()
@@ -179,6 +180,8 @@ class Synth:
                 self.irregular = int(rest)
             elif kind == "dropped":
                 self.dropped += int(rest)
+            elif kind == "policy":
+                self.policy = rest
             elif kind == "ready":
                 self._ready.set()
 
@@ -229,7 +232,8 @@ def realtime(priority: int) -> str:
 
 def record(client_name: str, port_name: str, capacity: int = 1 << 14) -> None:
     """The recorder process of a :class:`Synth`: prints ``ready``, then ``e TIME HEX`` for
-    each event and ``irregular N`` when that count grows, until its stdin ends."""
+    each event, ``irregular N`` when that count grows and ``policy ...`` (the process
+    callback's scheduling) once, until its stdin ends."""
     import gc
     import select
 
@@ -270,7 +274,7 @@ def record(client_name: str, port_name: str, capacity: int = 1 << 14) -> None:
     out = sys.stdout
     out.write("ready\n")
     out.flush()
-    done, irregular, stopping = 0, 0, False
+    done, irregular, stopping, policy_told = 0, 0, False, False
     while True:
         stopping = stopping or bool(select.select([sys.stdin], [], [], 0.002)[0])
         if stopping:
@@ -285,6 +289,9 @@ def record(client_name: str, port_name: str, capacity: int = 1 << 14) -> None:
         if state["irregular"] != irregular:
             irregular = state["irregular"]
             out.write(f"irregular {irregular}\n")
+        if state["policy"] and not policy_told:
+            out.write(f"policy {state['policy']}\n")
+            policy_told = True
         out.flush()
         if stopping:
             client.close()
