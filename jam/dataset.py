@@ -9,7 +9,9 @@ A dataset is a folder::
 
 ``tokens`` follow :mod:`jam.music.tokens` without the leading BOS. Tunes are split by tune
 (never by window) with :func:`split_of`, a hash of the tune id: deterministic, and a tune
-keeps its split when other tunes are added or removed.
+keeps its split when other tunes are added or removed. Melodies taken from several parts of
+one file (``FILE::PART``, :data:`PART_SEP`) are split by the file, so the parts of one piece
+never sit in train and test at once.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -27,6 +30,8 @@ from jam.music import tokens as tk
 SPLITS = ("train", "valid", "test")
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
 SUMMARY = "summary.json"
+PART_SEP = "::"  # tune id of one part of a file: "source/file.mid::2"
+MUSIC_SUFFIXES = frozenset({".mid", ".midi", ".abc", ".xml", ".mxl", ".musicxml", ".krn"})
 
 
 @dataclass
@@ -43,9 +48,15 @@ class Tune:
         return tk.count_notes(self.tokens)
 
 
+def group_of(tune_id: str) -> str:
+    """What a tune is split by: its id, or its file for one part of a multi-part file."""
+    return tune_id.split(PART_SEP, 1)[0]
+
+
 def split_of(tune_id: str, seed: int = 0) -> str:
-    """The split a tune belongs to: 80/10/10 by a hash of its id and the seed."""
-    digest = hashlib.sha256(f"{seed}:{tune_id}".encode()).digest()
+    """The split a tune belongs to: 80/10/10 by a hash of its group (:func:`group_of`) and
+    the seed."""
+    digest = hashlib.sha256(f"{seed}:{group_of(tune_id)}".encode()).digest()
     u = int.from_bytes(digest[:8], "big") / 2**64
     edge = 0.0
     for name, fraction in zip(SPLITS, SPLIT_FRACTIONS):
@@ -59,6 +70,43 @@ def split_path(folder: str | os.PathLike, name: str) -> Path:
     if name not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, not {name!r}")
     return Path(folder) / f"{name}.jsonl"
+
+
+def _shell(path: str | os.PathLike) -> str:
+    text, home = str(path), os.path.expanduser("~")
+    if text.startswith(home + os.sep):
+        return "~/" + shlex.quote(text[len(home) + 1:])
+    return shlex.quote(text)
+
+
+def not_prepared(folder: str | os.PathLike) -> JamError:
+    """The error for a folder that is not a prepared dataset, with a hint that is safe to
+    paste: it never suggests writing a dataset into a folder of the user's music."""
+    folder = Path(folder)
+    if not folder.exists():
+        return JamError(f"{folder}: no such dataset folder; prepare one from your music with "
+                        f"python tools/prepare_data.py --folder YOUR_MIDI_FOLDER -o {_shell(folder)}")
+    if not folder.is_dir():
+        return JamError(f"{folder}: not a folder; give the -o folder of tools/prepare_data.py")
+    try:
+        music = next((p for p in folder.rglob("*") if p.suffix.lower() in MUSIC_SUFFIXES), None)
+    except OSError:
+        music = None
+    if music is not None:
+        target = Path.home() / "jam" / "data" / (folder.resolve().name or "mine")
+        if folder.resolve() in (target, *target.parents) or target in folder.resolve().parents:
+            target = target.with_name(target.name + "-data")
+        return JamError(f"{folder} holds music files, not a prepared dataset; prepare it first "
+                        f"(into a new folder outside it): python tools/prepare_data.py --folder "
+                        f"{_shell(folder)} -o {_shell(target)}")
+    return JamError(f"{folder}: not a prepared dataset (no {', '.join(n + '.jsonl' for n in SPLITS)}); "
+                    "give the -o folder of tools/prepare_data.py")
+
+
+def check_prepared(folder: str | os.PathLike) -> None:
+    """JamError (see :func:`not_prepared`) unless ``folder`` holds the three split files."""
+    if not all(split_path(folder, name).is_file() for name in SPLITS):
+        raise not_prepared(folder)
 
 
 def _tune_from_json(record: object, where: str) -> Tune:
@@ -78,7 +126,7 @@ def read_split(folder: str | os.PathLike, name: str) -> list[Tune]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
-        raise JamError(f"{path}: no such file; run tools/prepare_data.py -o {folder} first") from None
+        raise not_prepared(folder) from None
     tunes = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -102,7 +150,7 @@ def read_summary(folder: str | os.PathLike) -> dict:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise JamError(f"{path}: no such file; run tools/prepare_data.py -o {folder} first") from None
+        raise not_prepared(folder) from None
     except json.JSONDecodeError:
         raise JamError(f"{path}: not JSON; prepare the data again") from None
 
@@ -115,5 +163,5 @@ def data_hash(folder: str | os.PathLike) -> str:
         try:
             digest.update(path.read_bytes())
         except FileNotFoundError:
-            raise JamError(f"{path}: no such file; run tools/prepare_data.py -o {folder} first") from None
+            raise not_prepared(folder) from None
     return digest.hexdigest()
