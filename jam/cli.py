@@ -104,6 +104,21 @@ def _cmd_respond(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", metavar="FILE", nargs="?", default=None,
+                        help="an exported ONNX model (default: --model, else the shipped model)")
+
+
+def _cmd_model(config: Config, args: argparse.Namespace) -> int:
+    from jam.model.runtime import load_model, model_card
+
+    path = args.file if args.file is not None else config.model
+    if path is not None and path.lower() == "rules":
+        raise JamError("--model rules is the rule-based responder: no model file to describe")
+    print(model_card(load_model(path, device="cpu")))
+    return 0
+
+
 def _learn_arguments(parser: argparse.ArgumentParser) -> None:
     from jam.midi.controls import ACTIONS
 
@@ -133,6 +148,8 @@ COMMANDS: tuple[Command, ...] = (
             _cmd_panic),
     Command("respond", "answer a call from a MIDI file offline (deterministic with --seed)",
             _cmd_respond, _respond_arguments),
+    Command("model", "print a model's card: network, data, licences, held-out bits per note",
+            _cmd_model, _model_arguments),
     Command("learn", "bind the next control moved or pressed on --in to ACTION, in the "
             "config file", _cmd_learn, _learn_arguments, creates_config=True),
     Command("doctor", "check MIDI, ports, model speed, timer and real-time scheduling; "

@@ -12,8 +12,10 @@ representation differs from this jam's. The LSTM state lives inside :class:`Mode
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import shlex
 import time
 from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
@@ -176,12 +178,14 @@ def make_session(model: str | bytes, device: str = "cpu"):
 
 def load_model(path: str | os.PathLike | None = None, device: str = "auto") -> Model:
     """Load a jam model (None: the default model) on ``device`` (auto, cpu or cuda; see
-    :func:`pick_device`). JamError, one line, if it is not usable."""
+    :func:`pick_device`). JamError, one line, if it is not usable. Logs which model it loaded
+    (:func:`describe`) once, at info level: every command that loads a model says so."""
     import onnxruntime as ort
 
-    path = default_model_path() if path is None else Path(path)
+    path = default_model_path() if path is None else Path(path).expanduser()
     if not path.is_file():
         raise JamError(f"{path}: no such model file; pass --model PATH or omit it for the default model")
+    _refuse_checkpoint(path)
     opened: dict[str, Model] = {}
 
     def measure(devices: list[str]) -> dict[str, float]:
@@ -189,7 +193,117 @@ def load_model(path: str | os.PathLike | None = None, device: str = "auto") -> M
         return measure_devices(opened)
 
     chosen = pick_device(device, ort.get_available_providers(), measure)
-    return opened[chosen] if chosen in opened else _open(path, chosen)
+    model = opened[chosen] if chosen in opened else _open(path, chosen)
+    log.info("model: %s", describe(model))
+    return model
+
+
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
+
+
+def _refuse_checkpoint(path: Path) -> None:
+    """A PyTorch checkpoint (tools/train.py's best.pt) is not a model jam can run: say how to
+    export it instead of calling it a truncated ONNX file."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+    except OSError as err:
+        raise JamError(f"{path}: cannot read the model ({err.strerror or err})") from None
+    # torch.save writes a zip archive (PK..) or, in its legacy format, a pickle (0x80 ...)
+    if path.suffix.lower() in CHECKPOINT_SUFFIXES or head.startswith(b"PK\x03\x04") or head[:1] == b"\x80":
+        raise JamError(f"{path}: a PyTorch checkpoint, not an ONNX model; export it first: "
+                       f"python tools/export_onnx.py {shlex.quote(str(path))} -o "
+                       f"~/jam/models/{shlex.quote(path.parent.name or 'mine')}.onnx "
+                       "(then --model that file)")
+
+
+def _metrics(metadata: Mapping[str, str]) -> dict:
+    try:
+        metrics = json.loads(metadata.get("jam.metrics", "") or "{}")
+    except json.JSONDecodeError:
+        return {}
+    return metrics if isinstance(metrics, dict) else {}
+
+
+def describe(model: Model) -> str:
+    """One line about a loaded model: file, size, network, data sources, held-out bits per
+    note from its metadata, device."""
+    meta = model.metadata
+    size = Path(model.path).stat().st_size if Path(model.path).is_file() else 0
+    parts = [f"{size / 1e6:.2f} MB"]
+    if meta.get("jam.model.layers") and meta.get("jam.model.hidden"):
+        parts.append(f"LSTM {meta['jam.model.layers']}x{meta['jam.model.hidden']}")
+    sources = meta.get("jam.data.sources", "").replace(",", ", ")
+    parts.append(f"data: {sources}" if sources else "data: not recorded")
+    test = _metrics(meta).get("test_bits_per_note")
+    parts.append(f"test {test:.3f} bits/note" if isinstance(test, (int, float)) else "no test figure")
+    return f"{Path(model.path).name} ({'; '.join(parts)}) on {model.device}"
+
+
+def model_card(model: Model) -> str:
+    """A model's metadata as a readable card (``jam model FILE``)."""
+    meta = model.metadata
+    metrics = _metrics(meta)
+    path = Path(model.path)
+    size = path.stat().st_size if path.is_file() else 0
+    lines = [f"model       {path} ({size:,} bytes, {size / 1e6:.2f} MB)"]
+    if meta.get("jam.model.type"):
+        lines.append(f"network     {meta['jam.model.type'].upper()} {meta.get('jam.model.layers', '?')} layers x "
+                     f"{meta.get('jam.model.hidden', '?')}, embedding {meta.get('jam.model.embed', '?')}, "
+                     f"trained on windows of {meta.get('jam.train.window', '?')} tokens"
+                     + (f"; {meta['jam.model.quantized']}" if meta.get("jam.model.quantized") else ""))
+    lines.append(f"tokens      {meta.get('jam.representation', '?')}, {meta.get('jam.ticks_per_beat', '?')} "
+                 f"ticks per beat, vocabulary {meta.get('jam.vocab_size', '?')}")
+    try:
+        licences = json.loads(meta.get("jam.data.licences", "") or "{}")
+    except json.JSONDecodeError:
+        licences = {}
+    sources = [s for s in meta.get("jam.data.sources", "").split(",") if s]
+    if sources:
+        lines.append("data        " + "; ".join(f"{s}: {licences[s]}" if s in licences else s for s in sources))
+    if meta.get("jam.data.sha256"):
+        lines.append(f"data hash   {meta['jam.data.sha256']}")
+
+    def figure(prefix: str) -> str | None:
+        value = metrics.get(f"{prefix}_bits_per_note")
+        if not isinstance(value, (int, float)):
+            return None
+        pitch = metrics.get(f"{prefix}_pitch_bits_per_note")
+        notes = metrics.get(f"{prefix}_notes")
+        return (f"{value:.3f} bits per note"
+                + (f" ({pitch:.3f} pitch only)" if isinstance(pitch, (int, float)) else "")
+                + (f" on {notes:,} notes" if isinstance(notes, int) else ""))
+
+    for prefix, label in (("test", "test"), ("valid", "valid")):
+        text = figure(prefix)
+        if text:
+            kind = metrics.get("valid_kind") if prefix == "valid" else None
+            lines.append(f"{label:<12}{text}" + (f" ({kind})" if kind else ""))
+    if figure("test") or figure("valid"):
+        lines.append("            bits per note: how surprised the model is by held-out music, "
+                     "lower is better (guessing uniformly: about 16)")
+    try:
+        config = json.loads(meta.get("jam.train.config", "") or "{}")
+    except json.JSONDecodeError:
+        config = {}
+    trained = []
+    if metrics.get("best_epoch") is not None:
+        trained.append(f"best epoch {metrics['best_epoch']} of {config.get('epochs', '?')}")
+    if metrics.get("steps"):
+        trained.append(f"{metrics['steps']:,} steps")
+    if config.get("batch"):
+        trained.append(f"batch {config['batch']}")
+    try:
+        seconds = float(meta.get("jam.train.seconds", "") or "nan")
+    except ValueError:
+        seconds = float("nan")
+    if seconds == seconds:
+        trained.append(f"{int(seconds // 60)} min {seconds % 60:.0f} s")
+    if trained:
+        lines.append("training    " + ", ".join(trained))
+    if meta.get("jam.train.command"):
+        lines.append(f"command     {meta['jam.train.command']}")
+    return "\n".join(lines)
 
 
 def open_devices(path: Path, devices: list[str]) -> dict[str, Model]:
