@@ -1,20 +1,31 @@
-"""Evaluate answer generators on the held-out test split of a prepared dataset.
+"""Evaluate models and baselines on the held-out test split of a prepared dataset, in one
+run and one table.
 
-    python tools/evaluate.py --data data/pd --out out/evaluation            # full run
+    python tools/evaluate.py --data ~/jam/data/mine --model ~/jam/models/mine.onnx --out ~/jam/eval/mine
+    python tools/evaluate.py --data data/pd --out out/evaluation            # the shipped model alone
     python tools/evaluate.py --quick --out out/evaluation-quick             # CI: tiny data
 
-1. Likelihood (bits per note, all tokens; pitch-only bits per note) of every probabilistic
-   generator on the test tunes, on the test tunes of one corpus (``--corpus``, default the
-   Bach chorale soprano lines), and a 10-fold cross-validation on that corpus alone for the
-   Markov models (IDyOM's protocol; e.g. ``--corpus essenFolksong`` if you prepared Essen).
-2. Continuations: the first ``--call-bars`` bars of each test tune are the call; each
-   generator answers for ``--answer-bars`` bars (``--seeds`` seeds, the engine's default
-   sampling, key and range mask); every metric of :mod:`jam.evaluation.continuation` is
-   compared with the true continuations and with training continuations (MGEval-style).
+The shipped model is always one of the models (``shipped``; ``--no-shipped`` leaves it out);
+each ``--model FILE`` adds one, named after its file. So "is mine better than the shipped
+one?" is one command. The baselines (variable-order Markov with and without a short-term
+model, unigram, rules, repeat, random-in-key) are fitted on the dataset's train split.
+
+1. Likelihood (bits per note, all tokens; pitch-only bits per note; lower is better) of
+   every model and probabilistic baseline on the test tunes, on those whose opening does
+   not occur in training, and on the test tunes of one corpus with a k-fold
+   cross-validation of the Markov models on that corpus alone (IDyOM's protocol). The corpus
+   is ``--corpus NAME``; by default the Bach chorale soprano lines when the data holds at
+   least 100 of them (data/pd), else none.
+2. Continuations (``--likelihood-only`` skips them): the first ``--call-bars`` bars of each
+   test tune are the call (``--calls-per-tune`` cuts more calls further into each tune);
+   each generator answers for ``--answer-bars`` bars (``--seeds`` seeds, the engine's
+   default sampling, key and range mask); every metric of :mod:`jam.evaluation.continuation`
+   (on-grid rate among them) is compared with the true continuations and with training
+   continuations (MGEval-style).
 
 Writes ``evaluation.json`` (every figure), ``evaluation.md`` (tables, generators as rows) and
-PNG plots into ``--out``. ``--quick`` builds a small synthetic dataset itself (in
-``OUT/quick-data``) and runs everything on it with small settings.
+PNG plots into ``--out`` (never inside ``--data``). ``--quick`` builds a small synthetic
+dataset itself (in ``OUT/quick-data``) and runs everything on it with small settings.
 """
 
 from __future__ import annotations
@@ -29,7 +40,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from jam.dataset import Tune, data_hash, read_split, write_split
+from jam import dataset
+from jam.dataset import Tune, data_hash, read_split, read_summary, write_split
 from jam.engine.callresponse import EngineSettings
 from jam.errors import JamError
 from jam.evaluation import continuation as cont
@@ -41,12 +53,16 @@ from jam.generators.baselines import RandomInKeyGenerator, RepeatCallGenerator
 from jam.generators.lstm import LstmGenerator
 from jam.generators.markov import MarkovGenerator
 from jam.generators.rules import RulesGenerator
-from jam.model.runtime import load_model
+from jam.model.runtime import Model, default_model_path, load_model
 from jam.music import tokens as tk
 from jam.music.sampling import pitch_mask
 from jam.music.theory import Key, estimate_key
+from toolcli import Parser, nonempty_path, refuse_inside
 
 CHORALES = "bach"  # the source name of the Bach chorale soprano lines in prepared data
+AUTO_CORPUS_TUNES = 100  # --corpus auto takes the chorales when the data holds this many
+SHIPPED = "shipped"
+BASELINES = ("markov", "markov-ltm", "unigram")
 OPENING = 12  # intervals that identify a melody across versions and keys
 SCALES = tuple(frozenset(Key(t, mode).scale) for mode in ("major", "minor") for t in range(12))
 PLOTTED = ("pitch_class_histogram", "interval_histogram", "note_length_histogram")
@@ -56,22 +72,38 @@ TABLE_FEATURES = ("key_consistency", "scale_consistency", "groove_consistency", 
                   "note_count")
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", default="data/pd", help="prepared dataset folder (tools/prepare_data.py)")
-    p.add_argument("--out", required=True, help="output folder for JSON, Markdown and PNG files")
-    p.add_argument("--model", default=None, help="ONNX model for the LSTM (default: the shipped model)")
+def build_parser() -> Parser:
+    p = Parser(prog="evaluate.py", description=__doc__.split("\n\n")[0] + "\n\n"
+               + "\n\n".join(__doc__.split("\n\n")[1:3]))
+    p.add_argument("--data", type=nonempty_path, default=None, metavar="DIR",
+                   help="prepared dataset folder (the -o of tools/prepare_data.py); required "
+                        "unless --quick")
+    p.add_argument("--out", type=nonempty_path, required=True, metavar="DIR",
+                   help="output folder for JSON, Markdown and PNG files (not inside --data)")
+    p.add_argument("--model", action="append", default=[], metavar="FILE",
+                   help="an exported ONNX model to compare (repeat for several); named after its file")
+    p.add_argument("--no-shipped", action="store_true", help="leave the shipped model out")
     p.add_argument("--quick", action="store_true", help="tiny synthetic data and small settings (CI)")
+    p.add_argument("--likelihood-only", action="store_true", help="no continuations (fast)")
     p.add_argument("--seeds", type=int, default=3, help="answers per call and generator")
-    p.add_argument("--call-bars", type=int, default=2)
-    p.add_argument("--answer-bars", type=int, default=2)
+    p.add_argument("--call-bars", type=int, default=2, help="bars of each call")
+    p.add_argument("--answer-bars", type=int, default=2, help="bars of each answer")
+    p.add_argument("--calls-per-tune", type=int, default=1,
+                   help="calls cut from each test tune, every call+answer bars")
     p.add_argument("--markov-order", type=int, default=12, help="longest Markov context, tokens")
     p.add_argument("--max-set", type=int, default=300, help="melodies per set in the set comparison")
     p.add_argument("--max-tunes", type=int, default=None, help="use only the first N test tunes")
-    p.add_argument("--corpus", default=CHORALES, help="source evaluated alone and cross-validated")
+    p.add_argument("--corpus", default="auto", metavar="NAME",
+                   help="source evaluated alone and cross-validated: a source of summary.json, "
+                        f"none, or auto ({CHORALES} when the data holds at least "
+                        f"{AUTO_CORPUS_TUNES} of its tunes, else none)")
     p.add_argument("--folds", type=int, default=10, help="cross-validation folds on --corpus")
     p.add_argument("--overwrite", action="store_true", help="replace results already in --out")
-    return p.parse_args(argv)
+    return p
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 # ---------------------------------------------------------------- data
@@ -158,16 +190,19 @@ def corpus_cross_validation(chorales: list[Tune], folds: int, order: int) -> dic
 
 
 def likelihoods(models: dict[str, ProbabilisticGenerator], test: list[Tune], train: list[Tune],
-                corpus: str) -> dict:
-    """Pooled figures on the test tunes and on subsets: one corpus, and the tunes whose
-    opening does not occur in training (near-duplicates across tune books flatter a model)."""
+                corpus: str | None) -> dict:
+    """Pooled figures on the test tunes and on subsets: one corpus (if any), and the tunes
+    whose opening does not occur in training (near-duplicates across tune books flatter a
+    model)."""
     seen = {opening(t) for t in train}
     subsets = {
         "test": [True] * len(test),
         "test_unseen_opening": [opening(t) not in seen for t in test],
-        "corpus_test": [t.source == corpus for t in test],
-        "corpus_test_unseen_opening": [t.source == corpus and opening(t) not in seen for t in test],
     }
+    if corpus is not None:
+        subsets["corpus_test"] = [t.source == corpus for t in test]
+        subsets["corpus_test_unseen_opening"] = [t.source == corpus and opening(t) not in seen
+                                                 for t in test]
     out = {}
     for name, model in models.items():
         scores = [tune_likelihood(model, t.tokens) for t in tqdm(test, desc=f"likelihood {name}", leave=False)]
@@ -184,10 +219,27 @@ def likelihoods(models: dict[str, ProbabilisticGenerator], test: list[Tune], tra
 
 # ---------------------------------------------------------------- continuations
 
-def examples_of(tunes: list[Tune], args: argparse.Namespace) -> list[cont.Example]:
-    made = (cont.make_example(t.id, t.source, t.tokens, t.beats_per_bar, args.call_bars, args.answer_bars)
-            for t in tunes)
-    return [e for e in made if e is not None]
+def from_bar(tune: Tune, bar: int) -> list[int]:
+    """The tune's tokens from the first note at or after the start of ``bar`` (0-based)."""
+    if bar == 0:
+        return tune.tokens
+    cut = tk.bars_to_ticks(bar, tune.beats_per_bar)
+    notes = [n for n in tk.decode(tune.tokens) if n.start >= cut]
+    return tk.encode(notes) if notes else []
+
+
+def examples_of(tunes: list[Tune], args: argparse.Namespace, calls_per_tune: int = 1) -> list[cont.Example]:
+    made = []
+    step = args.call_bars + args.answer_bars
+    for t in tunes:
+        for k in range(calls_per_tune):
+            tokens = from_bar(t, k * step)
+            example = cont.make_example(t.id if k == 0 else f"{t.id}@{k * step}", t.source, tokens,
+                                        t.beats_per_bar, args.call_bars, args.answer_bars)
+            if example is None:
+                break
+            made.append(example)
+    return made
 
 
 def context_of(example: cont.Example) -> cont.Context:
@@ -269,16 +321,24 @@ def fmt(value, digits: int = 3) -> str:
     return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
+def model_rows(result: dict) -> list[str]:
+    lines = ["## Models", "", "| model | file | size | data it was trained on | its own test bits/note "
+             "| this test split held out from its training |", "|---|---|---|---|---|---|"]
+    for name, info in result["models"].items():
+        lines.append(f"| {name} | {info['file']} | {info['bytes'] / 1e6:.2f} MB | "
+                     f"{info['sources'] or '-'} | {fmt(info['own_test_bits_per_note'])} | {info['held_out']} |")
+    return lines + [""]
+
+
 def markdown(result: dict) -> str:
     config = result["config"]
-    lines = [f"# Evaluation ({config['data']}, model {config['model']})", ""]
-    if not config["model_trained_on_this_data"]:
-        lines += ["**The LSTM was not trained on this dataset (its data hash differs): its test "
-                  "figures may include tunes it was trained on.**", ""]
-    subsets = (("test", "test"), ("test_unseen_opening", "test, opening unseen"),
-               ("corpus_test", f"{config['corpus']} test"),
-               ("corpus_test_unseen_opening", f"{config['corpus']} test, opening unseen"))
-    lines += ["## Likelihood (held-out test tunes; bits per note: all tokens / pitch only)", "",
+    lines = [f"# Evaluation ({config['data']})", ""]
+    lines += model_rows(result)
+    subsets = [("test", "test"), ("test_unseen_opening", "test, opening unseen")]
+    if config["corpus"]:
+        subsets += [("corpus_test", f"{config['corpus']} test"),
+                    ("corpus_test_unseen_opening", f"{config['corpus']} test, opening unseen")]
+    lines += ["## Likelihood (held-out test tunes; bits per note: all tokens / pitch only; lower is better)", "",
               "| generator | " + " | ".join(f"{label} ({result['likelihood_sizes'].get(key, '-')})"
                                          for key, label in subsets) + " |",
               "|---|" + "---|" * len(subsets)]
@@ -286,14 +346,22 @@ def markdown(result: dict) -> str:
         cells = [f"{fmt(entry[k]['bits_per_note'])} / {fmt(entry[k]['pitch_bits_per_note'])}"
                  if k in entry else "-" for k, _ in subsets]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    cv = result["corpus_cv"]
-    lines += ["", f"## {config['corpus']}: {cv['folds']}-fold cross-validation on this corpus alone "
-              f"(Markov order {cv['order']}; folds by melody, {cv['melodies']} melodies)", "",
-              "| model | pitch-only bits/note | bits/note | notes |", "|---|---|---|---|"]
-    for name, entry in cv["models"].items():
-        lines.append(f"| {name} | {fmt(entry['pitch_bits_per_note'])} | {fmt(entry.get('bits_per_note'))} | "
-                     f"{entry['notes']} |")
-    c = result["continuation"]
+    for line in result.get("versus", []):
+        lines += ["", line]
+    cv = result.get("corpus_cv")
+    if cv:
+        lines += ["", f"## {config['corpus']}: {cv['folds']}-fold cross-validation on this corpus alone "
+                  f"(Markov order {cv['order']}; folds by melody, {cv['melodies']} melodies)", "",
+                  "| model | pitch-only bits/note | bits/note | notes |", "|---|---|---|---|"]
+        for name, entry in cv["models"].items():
+            lines.append(f"| {name} | {fmt(entry['pitch_bits_per_note'])} | {fmt(entry.get('bits_per_note'))} | "
+                         f"{entry['notes']} |")
+    c = result.get("continuation")
+    if not c or "sets" not in c:
+        if c and c.get("skipped"):
+            lines += ["", f"Continuations: not measured ({c['skipped']})."]
+        lines.append("")
+        return "\n".join(lines)
     header = ["generator", "overlap vs real", "(per seed)", "KL vs real", "overlap vs train", *TABLE_FEATURES]
     lines += ["", f"## Continuations ({c['examples']} calls x {c['seeds']} seeds; "
               f"{c['call_bars']} bars call, {c['answer_bars']} bars answer)", "",
@@ -372,57 +440,155 @@ def plots(out: Path, tables: dict[str, dict[str, np.ndarray]], comparisons: dict
 
 # ---------------------------------------------------------------- main
 
+def load_models(args: argparse.Namespace) -> dict[str, Model]:
+    """The models to compare, by name: ``shipped`` (unless --no-shipped), then each --model
+    named after its file (the same file twice is loaded once)."""
+    paths: list[tuple[str, Path]] = []
+    if not args.no_shipped:
+        paths.append((SHIPPED, default_model_path()))
+    for given in args.model:
+        path = Path(given).expanduser()
+        if any(p.resolve() == path.resolve() for _, p in paths if path.exists()):
+            continue
+        name, n = path.stem, 2
+        while name in {x for x, _ in paths} or name in BASELINES:
+            name, n = f"{path.stem}-{n}", n + 1
+        paths.append((name, path))
+    if not paths:
+        raise JamError("no model to evaluate: give --model FILE, or leave out --no-shipped")
+    return {name: load_model(path, device="cpu") for name, path in paths}
+
+
+def model_info(model: Model, data_sha: str, data_sources: set[str]) -> dict:
+    """What the Models table says about a model, from its metadata."""
+    meta = model.metadata
+    sources = [s for s in meta.get("jam.data.sources", "").split(",") if s]
+    try:
+        own = json.loads(meta.get("jam.metrics", "{}")).get("test_bits_per_note")
+    except json.JSONDecodeError:
+        own = None
+    if meta.get("jam.data.sha256") == data_sha:
+        held_out = "yes (trained on this dataset)"
+    elif set(sources) & data_sources:
+        held_out = (f"only if prepared with the same split seed: it was trained on other data "
+                    f"that shares {', '.join(sorted(set(sources) & data_sources))}")
+    else:
+        held_out = "yes (trained on other sources)"
+    return {"file": str(model.path), "bytes": Path(model.path).stat().st_size,
+            "sources": ", ".join(sources), "own_test_bits_per_note": own, "held_out": held_out,
+            "data_sha256": meta.get("jam.data.sha256", ""),
+            "trained_on_this_data": meta.get("jam.data.sha256") == data_sha}
+
+
+def resolve_corpus(args: argparse.Namespace, tunes: list[Tune]) -> str | None:
+    counts: dict[str, int] = {}
+    for t in tunes:
+        counts[t.source] = counts.get(t.source, 0) + 1
+    if args.corpus == "none":
+        return None
+    if args.corpus == "auto":
+        return CHORALES if counts.get(CHORALES, 0) >= AUTO_CORPUS_TUNES else None
+    if counts.get(args.corpus, 0) < args.folds:
+        have = ", ".join(f"{k} ({v})" for k, v in sorted(counts.items()))
+        raise JamError(f"corpus {args.corpus!r} has {counts.get(args.corpus, 0)} tunes in {args.data}, "
+                       f"too few for {args.folds} folds; sources here: {have}; or leave --corpus out")
+    return args.corpus
+
+
 def run(args: argparse.Namespace) -> dict:
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     if (out / "evaluation.json").exists() and not args.overwrite:
         raise JamError(f"{out}/evaluation.json exists; choose another --out or pass --overwrite")
     if args.quick:
         args.data = str(quick_dataset(out / "quick-data"))
         args.seeds, args.max_set, args.markov_order, args.folds = min(args.seeds, 2), 60, 6, 3
+        args.corpus = CHORALES if args.corpus == "auto" else args.corpus
+    elif args.data is None:
+        raise JamError("--data DIR is required (a dataset prepared by tools/prepare_data.py), "
+                       "or --quick for synthetic data")
+    else:
+        dataset.check_prepared(args.data)
+        refuse_inside(out, [Path(args.data)], "evaluate", "--out")
+    lstm_models = load_models(args)
+    out.mkdir(parents=True, exist_ok=True)
     began = time.time()
     train, test = read_split(args.data, "train"), read_split(args.data, "test")
+    if not test:
+        raise JamError(f"{args.data}: the test split is empty; prepare more music")
     if args.max_tunes:
         test = test[: args.max_tunes]
-    corpus = [t for split in ("train", "valid", "test") for t in read_split(args.data, split)
-              if t.source == args.corpus]
-    if len(corpus) < args.folds:
-        raise JamError(f"corpus {args.corpus!r} has {len(corpus)} tunes in {args.data}, too few for "
-                       f"{args.folds} folds; pass --corpus with a source of summary.json")
-    lstm_model = load_model(args.model, device="cpu")
+    everything = [t for split in ("train", "valid", "test") for t in read_split(args.data, split)]
+    corpus_name = resolve_corpus(args, everything)
+    data_sha = data_hash(args.data)
+    try:
+        data_sources = set(read_summary(args.data).get("sources", {}))
+    except JamError:
+        data_sources = {t.source for t in everything}
     fitted = [t.tokens for t in train]
     probabilistic: dict[str, ProbabilisticGenerator] = {
-        "lstm": LstmGenerator(lstm_model),
+        name: LstmGenerator(model) for name, model in lstm_models.items()}
+    probabilistic.update({
         "markov": markov(args.markov_order, True).fit(fitted),
         "markov-ltm": markov(args.markov_order, False).fit(fitted),
         "unigram": markov(0, False).fit(fitted),
-    }
-    data_sha = data_hash(args.data)
-    result: dict = {"config": {**vars(args), "model": str(lstm_model.path), "data_sha256": data_sha,
-                               "model_trained_on_this_data": lstm_model.metadata.get("jam.data.sha256") == data_sha,
-                               "model_metadata": lstm_model.metadata,
-                               "engine_sampler": vars(EngineSettings.defaults().sampler)}}
-    result["likelihood"] = likelihoods(probabilistic, test, train, args.corpus)
+    })
+    models = {name: model_info(m, data_sha, data_sources) for name, m in lstm_models.items()}
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    result: dict = {"config": {**settings, "corpus": corpus_name, "data_sha256": data_sha,
+                               "models": {n: m["file"] for n, m in models.items()},
+                               "model_metadata": {n: m.metadata for n, m in lstm_models.items()},
+                               "engine_sampler": vars(EngineSettings.defaults().sampler)},
+                    "models": models}
+    result["likelihood"] = likelihoods(probabilistic, test, train, corpus_name)
     first = next(iter(result["likelihood"].values()))
     result["likelihood_sizes"] = {k: f"{v['tunes']} tunes, {v['notes']} notes" for k, v in first.items()}
-    result["corpus_cv"] = corpus_cross_validation(corpus, args.folds, args.markov_order)
+    if SHIPPED in lstm_models:
+        base = result["likelihood"][SHIPPED]["test"]["bits_per_note"]
+        result["versus"] = [
+            f"{name} vs {SHIPPED} on the test split: {entry['test']['bits_per_note'] - base:+.3f} bits per "
+            f"note ({'better' if entry['test']['bits_per_note'] < base else 'worse'}: lower is better)"
+            for name, entry in result["likelihood"].items() if name in lstm_models and name != SHIPPED]
+    if corpus_name is not None:
+        corpus = [t for t in everything if t.source == corpus_name]
+        result["corpus_cv"] = corpus_cross_validation(corpus, args.folds, args.markov_order)
 
-    examples = examples_of(test, args)
+    result["plots"] = []
+    examples = examples_of(test, args, args.calls_per_tune)
     train_examples = examples_of(train, args)
-    if len(examples) < 2 or len(train_examples) < 2:
-        raise JamError("too few tunes long enough for a call and an answer; use more data or fewer bars")
+    if args.likelihood_only:
+        result["continuation"] = {"skipped": "--likelihood-only"}
+    elif len(examples) < 2 or len(train_examples) < 2:
+        result["continuation"] = {"skipped": f"{len(examples)} test tunes long enough for a "
+                                  f"{args.call_bars}-bar call and a {args.answer_bars}-bar answer; "
+                                  "use more data, fewer bars or --calls-per-tune"}
+    else:
+        result["continuation"], tables, comparisons = continuations(
+            args, probabilistic, lstm_models, examples, train_examples)
+        result["plots"] = plots(out, tables, comparisons)
+    result["seconds"] = round(time.time() - began, 1)
+    result = clean(result)
+    atomic_write_bytes(out / "evaluation.json", json.dumps(result, indent=1).encode(), overwrite=True)
+    atomic_write_bytes(out / "evaluation.md", markdown(result).encode(), overwrite=True)
+    return result
+
+
+def continuations(args: argparse.Namespace, probabilistic: dict[str, ProbabilisticGenerator],
+                  lstm_models: dict[str, Model], examples: list[cont.Example],
+                  train_examples: list[cont.Example]) -> tuple[dict, dict, dict]:
     contexts = [context_of(e) for e in examples]
     train_contexts = [context_of(e) for e in train_examples]
-    answering: dict[str, tuple[Generator, bool]] = {
-        "lstm": (probabilistic["lstm"], True),
-        "lstm, no key mask": (probabilistic["lstm"], False),
+    answering: dict[str, tuple[Generator, bool]] = {}
+    for name in lstm_models:
+        answering[name] = (probabilistic[name], True)
+        answering[f"{name}, no key mask"] = (probabilistic[name], False)
+    answering.update({
         "markov": (probabilistic["markov"], True),
         "markov-ltm": (probabilistic["markov-ltm"], True),
         "unigram": (probabilistic["unigram"], True),
         "rules": (RulesGenerator(), True),
         "repeat": (RepeatCallGenerator(), True),
         "random-in-key": (RandomInKeyGenerator(), True),
-    }
+    })
     real = feature_table([e.continuation for e in examples], contexts)
     training = feature_table([e.continuation for e in train_examples], train_contexts)
     tables = {"real continuation": real}
@@ -443,14 +609,9 @@ def run(args: argparse.Namespace) -> dict:
                                   args.max_set))["mean_overlap"] for s in range(args.seeds)]
         sets[name] = entry
     sets["training continuation"] = {"means": feature_means(training), "answers": len(train_examples)}
-    result["continuation"] = {"examples": len(examples), "seeds": args.seeds, "call_bars": args.call_bars,
-                              "answer_bars": args.answer_bars, "sets": sets}
-    result["plots"] = plots(out, tables, comparisons)
-    result["seconds"] = round(time.time() - began, 1)
-    result = clean(result)
-    atomic_write_bytes(out / "evaluation.json", json.dumps(result, indent=1).encode(), overwrite=True)
-    atomic_write_bytes(out / "evaluation.md", markdown(result).encode(), overwrite=True)
-    return result
+    summary = {"examples": len(examples), "seeds": args.seeds, "call_bars": args.call_bars,
+               "answer_bars": args.answer_bars, "sets": sets}
+    return summary, tables, comparisons
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -461,7 +622,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"evaluate: {err}", file=sys.stderr)
         return 2
     print(markdown(result))
-    print(f"wrote {args.out}/evaluation.json, evaluation.md, {', '.join(result['plots'])} "
+    plots_written = "".join(f", {name}" for name in result["plots"])
+    print(f"wrote {args.out}/evaluation.json, evaluation.md{plots_written} "
           f"in {result['seconds']} s", file=sys.stderr)
     return 0
 

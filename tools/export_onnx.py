@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Export a training checkpoint (tools/train.py) to one self-contained jam ONNX model.
 
+    python tools/export_onnx.py ~/jam/runs/mine/best.pt -o ~/jam/models/mine.onnx --data ~/jam/data/mine
     python tools/export_onnx.py runs/default/best.pt -o models/default.onnx [--quantize int8]
 
 One graph, ``tokens[1, T] int64, h[L, 1, H], c[L, 1, H] -> logits[1, T, V], h_out, c_out``
@@ -10,12 +11,12 @@ command and metrics. Before writing, the exporter checks parity on random sequen
 stepwise and ONNX primed vs PyTorch on the whole sequence, max abs diff on logits <= 1e-4)
 and refuses to write a model that fails; it prints the file size and the per-step latency.
 ``--quantize int8`` applies onnxruntime dynamic quantization and reports its parity and speed
-(informational: int8 cannot meet 1e-4). Never overwrites without --force.
+(informational: int8 cannot meet 1e-4). Never overwrites without --force; creates the
+output's folder; never writes into the ``--data`` folder.
 """
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import sys
@@ -32,6 +33,7 @@ from jam.fileio import atomic_write_bytes
 from jam.model.network import model_from_config
 from jam.model.runtime import INPUTS, OUTPUTS, Model, make_session
 from jam.music import tokens as tk
+from toolcli import Parser, nonempty_path, refuse_inside
 
 PARITY_LIMIT = 1e-4
 LICENCES = {
@@ -80,6 +82,7 @@ def metadata_for(checkpoint: dict) -> dict[str, str]:
         "jam.data.sources": ",".join(sources),
         "jam.data.licences": json.dumps({s: LICENCES.get(s, "user data") for s in sources}),
         "jam.data.sha256": data.get("sha256", ""),
+        "jam.data.split_seed": str(data.get("split_seed", "")),
         "jam.metrics": json.dumps(checkpoint.get("metrics", {}), sort_keys=True),
     })
     return meta
@@ -147,17 +150,26 @@ def quantize_int8(data: bytes, meta: dict[str, str]) -> bytes:
         return with_metadata(onnx.load(str(dst)), meta)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("checkpoint", type=Path, help="best.pt or last.pt from tools/train.py")
-    parser.add_argument("-o", "--output", type=Path, required=True, help="ONNX file to write")
-    parser.add_argument("--quantize", choices=("int8",), default=None)
+def build_parser() -> Parser:
+    parser = Parser(prog="export_onnx.py", description=__doc__.split("\n\n")[0] + "\n\n"
+                    + __doc__.split("\n\n")[1])
+    parser.add_argument("checkpoint", type=nonempty_path, help="best.pt or last.pt from tools/train.py")
+    parser.add_argument("-o", "--output", type=nonempty_path, required=True, metavar="FILE",
+                        help="ONNX file to write (its folder is created); keep your models "
+                             "outside the repository, e.g. ~/jam/models/mine.onnx")
+    parser.add_argument("--quantize", choices=("int8",), default=None,
+                        help="also quantize to int8 (onnxruntime dynamic) and write that")
     parser.add_argument("--force", action="store_true", help="replace an existing output file")
-    parser.add_argument("--data", type=Path, default=None,
+    parser.add_argument("--data", type=nonempty_path, default=None, metavar="DIR",
                         help="also report test-split bits per note of the ONNX model(s)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
+        if args.data is not None:
+            refuse_inside(args.output, [args.data], "export_onnx", "-o")
         if args.output.exists() and not args.force:
             raise JamError(f"{args.output} already exists; choose another name or pass --force to replace it")
         checkpoint = load_checkpoint(args.checkpoint)
@@ -184,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
                            "int8_latency": step_latency(int8)})
             if args.data:
                 report["int8_test"] = held_out(int8, args.data)
+        args.output.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(args.output, data, overwrite=args.force)
     except JamError as err:
         print(f"export_onnx: {err}", file=sys.stderr)

@@ -14,8 +14,9 @@ pytest.importorskip("tqdm")
 from jam.evaluation.continuation import Context, features  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-PROBABILISTIC = ("lstm", "markov", "markov-ltm", "unigram")
-ANSWERING = ("lstm", "lstm, no key mask", "markov", "markov-ltm", "unigram", "rules", "repeat", "random-in-key")
+PROBABILISTIC = ("shipped", "markov", "markov-ltm", "unigram")
+ANSWERING = ("shipped", "shipped, no key mask", "markov", "markov-ltm", "unigram", "rules", "repeat",
+             "random-in-key")
 FEATURES = set(features([], Context([], frozenset(), (frozenset(),), 48)))
 
 
@@ -49,7 +50,7 @@ def test_quick_evaluation_reports_every_metric_for_every_generator(tmp_path):
             assert 0 <= comparison["overlap"] <= 1 and comparison["kl"] >= 0
         assert 0 <= entry["vs_train"]["mean_overlap"] <= 1
     # properties the setup guarantees: the key mask holds, repeating is copying
-    assert sets["lstm"]["means"]["key_consistency"] == 1.0
+    assert sets["shipped"]["means"]["key_consistency"] == 1.0
     assert sets["repeat"]["means"]["call_repetition"] == 1.0
 
     for name in result["plots"]:

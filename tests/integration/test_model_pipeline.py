@@ -30,7 +30,7 @@ from jam.music.sampling import SamplerSettings, pitch_mask  # noqa: E402
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = ROOT / "tools"
 TINY = ["--embed", "8", "--hidden", "16", "--layers", "2", "--window", "24", "--batch", "8",
-        "--quiet", "--threads", "1"]
+        "--quiet", "--threads", "1", "--min-steps", "0", "--small-valid", "fixed"]
 
 
 def run(*args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
