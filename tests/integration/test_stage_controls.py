@@ -4,12 +4,6 @@ the test's folder), a test synth records what jam sends with arrival times.
 
 The pure logic has unit tests (tests/unit/test_engine_controls.py, test_stage_mode.py);
 these check that it holds end to end, through real ports and jam's threads.
-
-The tests that compare arrival times may run up to three times (``flaky(reruns=2)``, as
-the other timing tests): on the shared 2-core machines at a load of 4-5, one note of an
-answer now and then arrived 40-80 ms off its grid at the test synth (2 of about 10 runs
-of the replay and reset tests; the cause, jam or the test JACK server that runs without
-real-time scheduling, was not found). Wrong notes, lengths or tempi fail every try.
 """
 
 from __future__ import annotations
@@ -165,7 +159,6 @@ def test_a_knob_bound_to_temperature_changes_the_next_answers_sampling(stage, ke
                 if m.type == "control_change" and m.control == 74]
 
 
-@pytest.mark.flaky(reruns=2)
 def test_a_program_change_switches_presets_between_phrases(stage, keyboard, synth):
     process = stage("presets:\n  - {answer_bars: 1}\n  - {answer_bars: 2}\n")
     lengths = []
@@ -187,7 +180,6 @@ def test_a_program_change_switches_presets_between_phrases(stage, keyboard, synt
     assert "jam: preset 1 (program 1)" in process.lines
 
 
-@pytest.mark.flaky(reruns=2)
 @pytest.mark.parametrize("tapped", [93.0, 180.0])
 def test_tapped_beats_set_the_tempo_within_1_percent(stage, keyboard, synth, tapped):
     process = stage("controls:\n  tap: note 40 ch 10\n", "--metronome", "on")
@@ -210,7 +202,6 @@ def test_tapped_beats_set_the_tempo_within_1_percent(stage, keyboard, synth, tap
           f"({100 * (measured / tapped - 1):+.2f} %)")
 
 
-@pytest.mark.flaky(reruns=2)
 def test_replay_plays_the_same_notes_again_from_the_next_beat(stage, keyboard, synth):
     process = stage("controls:\n  replay: cc 80\n", "--answer-bars", "2")
     first = answer_after(keyboard, synth, process, 2)
@@ -225,7 +216,6 @@ def test_replay_plays_the_same_notes_again_from_the_next_beat(stage, keyboard, s
     assert again[0][0] - pressed <= BEAT + 0.02
 
 
-@pytest.mark.flaky(reruns=2)
 def test_reset_starts_afresh_and_a_seeded_session_answers_as_at_its_start(stage, keyboard,
                                                                            synth):
     process = stage("controls:\n  reset: note 36 ch 10\n", "--answer-bars", "2")
@@ -313,7 +303,6 @@ def test_bound_notes_and_ccs_never_reach_the_model_or_the_synth(stage, keyboard,
     assert "jam: mode thru (note 36)" in stderr and "jam: mode mute (note 36)" in stderr
 
 
-@pytest.mark.flaky(reruns=2)
 def test_state_cc_and_output_latency(stage, keyboard, synth, jack_server):
     """The state CC goes 0 (idle), 32 (a call), 127 (the answer), 0; with 40 ms of output
     latency the answer's first note arrives 40 ms before its beat (the call's grid as
