@@ -83,6 +83,31 @@ def _cmd_doctor(config: Config, args: argparse.Namespace) -> int:
     return doctor.run(config)
 
 
+def _render_arguments(parser: argparse.ArgumentParser) -> None:
+    from jam.render import SOUNDFONT
+
+    parser.add_argument("session", metavar="SESSION.mid",
+                        help="a MIDI file: a recording, or the output of jam respond")
+    parser.add_argument("-o", "--output", metavar="OUT.wav", help="write the audio here")
+    parser.add_argument("--png", metavar="OUT.png",
+                        help="also draw a piano roll (jam's notes and yours in two colours)")
+    parser.add_argument("--soundfont", metavar="SF2", default=SOUNDFONT,
+                        help=f"General MIDI soundfont [{SOUNDFONT}]")
+    parser.add_argument("--force", action="store_true", help="replace the outputs if they exist")
+
+
+def _cmd_render(config: Config, args: argparse.Namespace) -> int:
+    from jam.render import render_png, render_wav
+
+    if args.output is None and args.png is None:
+        raise JamError("jam render needs -o OUT.wav, --png OUT.png or both")
+    if args.output is not None:
+        print(f"wrote {render_wav(args.session, args.output, args.soundfont, args.force)}")
+    if args.png is not None:
+        print(f"wrote {render_png(args.session, args.png, args.force)}")
+    return 0
+
+
 def _respond_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("call", metavar="CALL.mid", help="the call: a MIDI file")
     parser.add_argument("-o", "--output", metavar="OUT.mid", required=True,
@@ -154,6 +179,8 @@ COMMANDS: tuple[Command, ...] = (
             "config file", _cmd_learn, _learn_arguments, creates_config=True),
     Command("doctor", "check MIDI, ports, model speed, timer and real-time scheduling; "
             "say what to fix", _cmd_doctor),
+    Command("render", "render a session (a MIDI file) to WAV with FluidSynth, and draw it as "
+            "a piano roll", _cmd_render, _render_arguments),
 )
 
 
