@@ -156,6 +156,7 @@ class MidiClockIn(TempoSource):
                 self._phase.clear()
         if self._fresh and self._last is not None and now - self._last > self.lost_after:
             self._fresh = False
+            self.bpm = clock.bpm  # the tempo jam plays on at
             if self.running and not self._warned:
                 self._warned = True
                 log.warning("MIDI clock lost: no clock for %.1f s while running; going on "

@@ -65,7 +65,8 @@ class TempoMap:
     """Monotonic seconds -> file ticks: piecewise linear, one segment per tempo, each
     starting on a whole tick."""
 
-    def __init__(self, start: float, bpm: float, ticks_per_beat: int = FILE_TICKS_PER_BEAT) -> None:
+    def __init__(self, start: float, bpm: float,
+                 ticks_per_beat: int = FILE_TICKS_PER_BEAT) -> None:
         self.ticks_per_beat = ticks_per_beat
         self.starts = [start]  # seconds where each segment starts
         self.ticks = [0]  # file tick there
@@ -309,7 +310,8 @@ class SessionRecorder:
             raise JamError("no such folder" if not self.folder.exists() else "not a folder")
         stamp = (self.stamp or datetime.now()).strftime("%Y%m%d-%H%M%S")
         for suffix in range(1, MAX_SUFFIX + 1):
-            path = self.folder / (f"jam-{stamp}.mid" if suffix == 1 else f"jam-{stamp}-{suffix}.mid")
+            name = f"jam-{stamp}.mid" if suffix == 1 else f"jam-{stamp}-{suffix}.mid"
+            path = self.folder / name
             if path.exists():
                 continue
             try:
