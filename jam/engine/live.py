@@ -27,6 +27,7 @@ from jam.engine.clock import Clock, FixedTempo, FollowTempo, Pulse
 from jam.engine.controls import PRESET, Action, ControlMap, EchoFilter, Tapped, TapTempo
 from jam.engine.runner import Mode
 from jam.engine.scheduler import Scheduler
+from jam.engine.stage import Stage
 from jam.errors import JamError
 from jam.generators.base import Generator
 from jam.midi.controls import CONTINUOUS
@@ -87,13 +88,15 @@ class CallMode(Mode):
     """
 
     name = "call"
+    midi_clock = True  # takes --clock-in PORT and --clock-out (the run loop opens them)
 
     def __init__(self, engine: CallResponse, channel: int | None = None,
-                 config: Config | None = None) -> None:
+                 config: Config | None = None, stage: Stage | None = None) -> None:
         self.engine = engine
         self.channel = channel  # 0-15, or None: follow the player
         self._player_channel = 0
         self._inbox: deque[tuple[mido.Message, float]] = deque()
+        self.stage = stage  # MIDI clock in and out, recording (jam.engine.stage)
         options = (config or default_config()).as_dict()
         if config is None:  # the options the engine was built with, and --channel
             options.update(_engine_options(engine), channel=None if channel is None
@@ -128,18 +131,34 @@ class CallMode(Mode):
         generator = make_generator(config.model, config.device)
         warm_up(generator, settings, config.tempo == "follow")
         clock = Clock(config.bpm, settings.meter)
-        engine = CallResponse(generator, clock, make_tempo(config.tempo, config.bpm), settings,
+        stage = Stage.from_config(config)
+        tempo = (stage.clock_in if stage is not None and stage.clock_in is not None
+                 else make_tempo(config.tempo, config.bpm))  # --clock-in replaces --tempo
+        engine = CallResponse(generator, clock, tempo, settings,
                               np.random.default_rng(config.seed))
-        return cls(engine, None if config.channel is None else config.channel - 1, config)
+        return cls(engine, None if config.channel is None else config.channel - 1, config,
+                   stage)
+
+    def start(self, scheduler: Scheduler) -> None:
+        super().start(scheduler)
+        if self.stage is not None:
+            self.stage.start(scheduler, self.engine)
 
     def on_message(self, message: mido.Message, when: float) -> None:
-        self._inbox.append((message, when))
+        if self.stage is None or self.stage.on_input(message, when):
+            self._inbox.append((message, when))
+
+    def on_clock(self, message: mido.Message, when: float) -> None:
+        if self.stage is not None:
+            self.stage.on_clock(message, when)
 
     def poll(self, now: float) -> float | None:
         """Handle the queued input, then the engine's work due at ``now``; returns the
         seconds until the engine next needs a poll (None: only on input)."""
         engine = self.engine
         self._now = now
+        if self.stage is not None:
+            self.stage.before(engine, now)
         self._take_model()
         self._between_phrases(now)
         while self._inbox:
@@ -154,6 +173,8 @@ class CallMode(Mode):
             if click is not None:
                 wake = click if wake is None else min(wake, click)
         self._feedback(now)
+        if self.stage is not None:
+            wake = self.stage.after(engine, now, wake)
         return None if wake is None else wake - now
 
     def _input(self, message: mido.Message, when: float, now: float) -> None:
@@ -552,6 +573,8 @@ class CallMode(Mode):
         }
 
     def stop(self) -> None:
+        if self.stage is not None:
+            self.stage.stop()
         stats = self.engine.stats
         log.info("call mode: %d calls, %d answers, %d barge-ins, %d answers ended early "
                  "(generation behind), %d echoes ignored", stats.calls, stats.answers,

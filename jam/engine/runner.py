@@ -43,6 +43,7 @@ import mido
 
 from jam.config import Config
 from jam.engine.scheduler import LATE_AFTER, Scheduler
+from jam.engine.stage import clock_in_port
 from jam.errors import JamError
 from jam.midi.ports import CONNECT_HINTS, VIRTUAL_IN, VIRTUAL_OUT, RtMidiSystem, close_output
 from jam.midi.watch import PortWatch, WatchedPort
@@ -61,12 +62,17 @@ class Mode:
     """Base class of what the run loop drives; override what you need."""
 
     name = "mode"
+    midi_clock = False  # True: the loop opens --clock-in PORT and --clock-out for it
 
     def start(self, scheduler: Scheduler) -> None:
         self.scheduler = scheduler
 
     def on_message(self, message: mido.Message, when: float) -> None:
         """An input message (MIDI input thread)."""
+
+    def on_clock(self, message: mido.Message, when: float) -> None:
+        """A message from the ``--clock-in`` port (its input thread; only if
+        :attr:`midi_clock`)."""
 
     def poll(self, now: float) -> float | None:
         """Periodic work (main thread); return seconds until the next call, or None."""
@@ -177,7 +183,12 @@ def run(config: Config, mode: Mode, load_config: Callable[[], Config] | None = N
         out_link = WatchedPort("output", output, config.out, system.open_output,
                                close=lambda gone: gone.close())
         cleanup.callback(_close_current, out_link, close_output)
-        scheduler = Scheduler(output, on_error=control.fail)
+        clock_output = None
+        if mode.midi_clock and config.clock_out is not None:
+            clock_output = system.open_output(config.clock_out, flag="--clock-out")
+            cleanup.callback(close_output, clock_output)
+            log.info("MIDI clock out to '%s'", clock_output.name)
+        scheduler = Scheduler(output, clock_port=clock_output, on_error=control.fail)
         out_link.attach = scheduler.replace_port
         scheduler.start()
         cleanup.callback(_quietly, scheduler.close)
@@ -196,6 +207,18 @@ def run(config: Config, mode: Mode, load_config: Callable[[], Config] | None = N
         in_link = WatchedPort("input", input_port, config.in_,
                               lambda name: system.open_input(name, callback=on_input))
         cleanup.callback(_close_current, in_link, lambda port: port.close())
+        if mode.midi_clock and clock_in_port(config) is not None:
+            def on_clock(message: mido.Message) -> None:
+                try:
+                    mode.on_clock(message, time.monotonic())
+                except BaseException as err:  # noqa: BLE001 - stops the run, never lost
+                    control.fail(err)
+                control.wake()
+
+            clock_input = system.open_input(clock_in_port(config), callback=on_clock,
+                                            flag="--clock-in")
+            cleanup.callback(clock_input.close)
+            log.info("MIDI clock in from '%s'", clock_input.name)
         if config.in_ is None or config.out is None:
             log.info("connecting to jam's virtual ports (%s API): %s", system.api,
                      CONNECT_HINTS[system.api])

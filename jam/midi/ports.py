@@ -82,15 +82,16 @@ def choose_api(requested: str, platform: str = sys.platform,
     return "alsa"
 
 
-def match_port(query: str, names: Sequence[str], kind: str) -> str:
+def match_port(query: str, names: Sequence[str], kind: str, flag: str | None = None) -> str:
     """The port in ``names`` equal to ``query``, else the only one containing it
-    (case-insensitive). ``kind`` ("input"/"output") words the error."""
+    (case-insensitive). ``kind`` ("input"/"output") and ``flag`` (default ``--in`` or
+    ``--out``) word the error."""
     if query in names:
         return query
     hits = [n for n in names if query.lower() in n.lower()]
     if len(hits) == 1:
         return hits[0]
-    flag = "--in" if kind == "input" else "--out"
+    flag = flag or ("--in" if kind == "input" else "--out")
     if hits:
         listed = ", ".join(repr(n) for n in hits)
         raise JamError(f"{flag} '{query}' matches several MIDI {kind}s: {listed}; "
@@ -239,22 +240,25 @@ class MidiSystem:
             lines.extend(f"  {name}" for name in names or ["(none)"])
         return "\n".join(lines)
 
-    def open_input(self, query: str | None,
-                   callback: Callable[[mido.Message], None]) -> RtMidiInput:
+    def open_input(self, query: str | None, callback: Callable[[mido.Message], None],
+                   flag: str = "--in") -> RtMidiInput:
         """Open the input matching ``query`` (see :func:`match_port`), or the virtual
-        port ``jam in`` when ``query`` is None. ``callback`` gets each message."""
+        port ``jam in`` when ``query`` is None. ``callback`` gets each message; ``flag``
+        names the option in errors (a second input: ``--clock-in``)."""
         if query is None:
-            self._need_virtual("input", "--in")
-        name = VIRTUAL_IN if query is None else match_port(query, self.input_names(), "input")
+            self._need_virtual("input", flag)
+        name = (VIRTUAL_IN if query is None
+                else match_port(query, self.input_names(), "input", flag))
         with _explained("input", name):
             return self._open_input(name, query is None, callback)
 
-    def open_output(self, query: str | None) -> mido.ports.BaseOutput:
-        """Open the output matching ``query``, or the virtual port ``jam out`` when None."""
+    def open_output(self, query: str | None, flag: str = "--out") -> mido.ports.BaseOutput:
+        """Open the output matching ``query``, or the virtual port ``jam out`` when None;
+        ``flag`` names the option in errors (a second output: ``--clock-out``)."""
         if query is None:
-            self._need_virtual("output", "--out")
+            self._need_virtual("output", flag)
         name = (VIRTUAL_OUT if query is None
-                else match_port(query, self.output_names(), "output"))
+                else match_port(query, self.output_names(), "output", flag))
         with _explained("output", name):
             return self._open_output(name, query is None)
 
