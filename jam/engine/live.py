@@ -28,6 +28,8 @@ from jam.engine.controls import PRESET, Action, ControlMap, EchoFilter, Tapped, 
 from jam.engine.runner import Mode
 from jam.engine.scheduler import Scheduler
 from jam.engine.stage import Stage
+from jam.generators.blend import BlendGenerator
+from jam.profiles import attach_profile, save_profile
 from jam.errors import JamError
 from jam.generators.base import Generator
 from jam.midi.controls import CONTINUOUS
@@ -52,7 +54,7 @@ _BETWEEN_PHRASES = ("bpm", "tempo", "meter")  # they move the clock: applied whe
 # every option that :meth:`CallMode.apply` changes while jam runs
 LIVE_KEYS = (*PRESET_KEYS, "end_call_cc", "max_call", "barge_in", "lookahead", "seed",
              "output_latency", "echo_window", "state_cc", "metronome", "metronome_channel",
-             "controls", "presets")
+             "controls", "presets", "style")
 
 
 def _shown(value: Any) -> str:
@@ -128,8 +130,10 @@ class CallMode(Mode):
     @classmethod
     def from_config(cls, config: Any) -> CallMode:
         settings = EngineSettings.from_config(config)
-        generator = make_generator(config.model, config.device)
+        generator = make_generator(config.model, config.device, config.style)
         warm_up(generator, settings, config.tempo == "follow")
+        if config.profile is not None and isinstance(generator, BlendGenerator):
+            attach_profile(generator, config.profile)  # after the warm-up: it learns nothing
         clock = Clock(config.bpm, settings.meter)
         stage = Stage.from_config(config)
         tempo = (stage.clock_in if stage is not None and stage.clock_in is not None
@@ -388,6 +392,8 @@ class CallMode(Mode):
                 **{key: options[key] for key in _SETTINGS}))
         if "channel" in changes:
             self.channel = None if options["channel"] is None else options["channel"] - 1
+        if "style" in changes and isinstance(engine.generator, BlendGenerator):
+            engine.generator.style = options["style"]  # the next answer's blend
         if "output_latency" in changes:
             engine.latency = options["output_latency"] / 1000  # the clicks follow it
         if "echo_window" in changes:
@@ -465,14 +471,14 @@ class CallMode(Mode):
         if model == self.options["model"]:  # back to the model in use: nothing to load
             log.info("model %s (%s): kept", model or "default", source)
             return
-        request, device = self._requests, self.options["device"]
+        request, device, style = self._requests, self.options["device"], self.options["style"]
         settings, follow = self.engine.settings, self.options["tempo"] == "follow"
         log.info("model %s (%s): loading in the background", model or "default", source)
 
         def load() -> None:
             result: Generator | BaseException
             try:
-                result = make_generator(model, device)
+                result = make_generator(model, device, style)
                 warm_up(result, settings, follow)
             except Exception as err:  # noqa: BLE001 - a bad model file keeps the current one
                 result = err
@@ -575,10 +581,24 @@ class CallMode(Mode):
     def stop(self) -> None:
         if self.stage is not None:
             self.stage.stop()
+        self._save_profile()
         stats = self.engine.stats
         log.info("call mode: %d calls, %d answers, %d barge-ins, %d answers ended early "
                  "(generation behind), %d echoes ignored", stats.calls, stats.answers,
                  stats.barge_ins, stats.degraded, self.echo.echoes)
+
+
+    def _save_profile(self) -> None:
+        name, generator = self.options.get("profile"), self.engine.generator
+        if name is None or not isinstance(generator, BlendGenerator):
+            return
+        try:
+            path = save_profile(name, generator.memory)
+        except (OSError, JamError) as err:
+            log.warning("profile %s not saved: %s", name, err)
+            return
+        log.info("profile %s saved to %s (%d tokens learned)", name, path,
+                 generator.memory.learned)
 
 
 def _engine_options(engine: CallResponse) -> dict[str, Any]:
