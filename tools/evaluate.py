@@ -42,7 +42,7 @@ from tqdm import tqdm
 
 from jam import dataset
 from jam.dataset import Tune, data_hash, read_split, read_summary, write_split
-from jam.engine.callresponse import EngineSettings
+from jam.engine.callresponse import EngineSettings, allowed_classes, answer_spec
 from jam.errors import JamError
 from jam.evaluation import continuation as cont
 from jam.evaluation import mgeval
@@ -50,6 +50,7 @@ from jam.evaluation.likelihood import Likelihood, corpus_likelihood, tune_likeli
 from jam.fileio import atomic_write_bytes
 from jam.generators.base import AnswerSpec, Generator, ProbabilisticGenerator
 from jam.generators.baselines import RandomInKeyGenerator, RepeatCallGenerator
+from jam.generators.blend import BlendGenerator
 from jam.generators.lstm import LstmGenerator
 from jam.generators.markov import MarkovGenerator
 from jam.generators.rules import RulesGenerator
@@ -254,10 +255,47 @@ def feature_table(melodies: list[list[tk.Note]], contexts: list[cont.Context]) -
 
 
 def engine_spec(example: cont.Example, key_mask: bool) -> AnswerSpec:
-    """The spec the live engine would give (its default sampling, key and range mask)."""
+    """The spec the live engine gives with the shipped defaults: sampling, the key mask of
+    the call's estimated key plus the pitch classes the call used (none without
+    ``key_mask``), the range, and the ending on the tonic triad."""
     s = EngineSettings.defaults()
-    classes = estimate_key(example.call).scale if key_mask else None
-    return AnswerSpec(s.sampler, pitch_mask(classes, s.low, s.high), ticks=example.answer_ticks)
+    key = estimate_key(example.call)
+    heard = frozenset(n.pitch % 12 for n in example.call)
+    classes = allowed_classes(s.key, key, heard) if key_mask else None
+    return answer_spec(s, pitch_mask(classes, s.low, s.high), example.answer_ticks, key.triad)
+
+
+def ends_on_triad(melody: list[tk.Note], key: Key) -> bool | None:
+    """Is the last note of ``melody`` a tone of ``key``'s tonic triad (None: no notes)?"""
+    return melody[-1].pitch % 12 in key.triad if melody else None
+
+
+def share(flags: list[bool | None]) -> float | None:
+    known = [f for f in flags if f is not None]
+    return sum(known) / len(known) if known else None
+
+
+def real_endings(tunes: list[Tune], call_bars: int) -> dict:
+    """How often real melodies come to rest on the tonic triad (key estimated from each
+    tune's first ``call_bars`` bars, as for a call): the last note of each tune, the last
+    note before each 8-bar boundary (a strain's end) and before each other 4-bar
+    boundary (mid-strain)."""
+    flags: dict[str, list[bool | None]] = {"tune ends": [], "8-bar boundaries": [],
+                                          "other 4-bar boundaries": []}
+    for tune in tunes:
+        notes = tk.decode(tune.tokens)
+        if not notes:
+            continue
+        bar = tk.bars_to_ticks(1, tune.beats_per_bar)
+        origin = notes[0].start
+        key = estimate_key([n for n in notes if n.start - origin < call_bars * bar])
+        flags["tune ends"].append(ends_on_triad(notes, key))
+        for boundary in range(origin + 4 * bar, notes[-1].start, 4 * bar):
+            before = [n for n in notes if n.start < boundary]
+            kind = "8-bar boundaries" if (boundary - origin) % (8 * bar) == 0 else \
+                "other 4-bar boundaries"
+            flags[kind].append(ends_on_triad(before, key))
+    return {kind: {"share": share(f), "count": len(f)} for kind, f in flags.items()}
 
 
 def answers_of(generator: Generator, examples: list[cont.Example], seeds: int, key_mask: bool,
@@ -362,7 +400,8 @@ def markdown(result: dict) -> str:
             lines += ["", f"Continuations: not measured ({c['skipped']})."]
         lines.append("")
         return "\n".join(lines)
-    header = ["generator", "overlap vs real", "(per seed)", "KL vs real", "overlap vs train", *TABLE_FEATURES]
+    header = ["generator", "overlap vs real", "(per seed)", "KL vs real", "overlap vs train",
+              "ends on tonic triad", *TABLE_FEATURES]
     lines += ["", f"## Continuations ({c['examples']} calls x {c['seeds']} seeds; "
               f"{c['call_bars']} bars call, {c['answer_bars']} bars answer)", "",
               "Overlap/KL: mean over all features of the MGEval-style comparison with the true "
@@ -373,9 +412,14 @@ def markdown(result: dict) -> str:
         seeds = vs_real["per_seed_mean_overlap"] if vs_real else []
         cells = [name, fmt(vs_real and vs_real["mean_overlap"]),
                  f"{min(seeds):.3f}-{max(seeds):.3f}" if seeds else "-", fmt(vs_real and vs_real["mean_kl"]),
-                 fmt(vs_train and vs_train["mean_overlap"])]
+                 fmt(vs_train and vs_train["mean_overlap"]), fmt(entry.get("ends_on_tonic_triad"), 2)]
         cells += [fmt(entry["means"][f], 2) for f in TABLE_FEATURES]
         lines.append("| " + " | ".join(cells) + " |")
+    endings = c.get("real_endings", {})
+    if endings:
+        lines += ["", "Real melodies, last note on the tonic triad of the key of their first "
+                  f"{c['call_bars']} bars: " + "; ".join(
+                      f"{kind} {fmt(e['share'], 2)} ({e['count']})" for kind, e in endings.items())]
     compared = {name: e["vs_real"]["features"] for name, e in c["sets"].items() if e.get("vs_real")}
     features = list(next(iter(compared.values())))
     lines += ["", "### Overlap with the true continuations, per feature", "",
@@ -527,6 +571,9 @@ def run(args: argparse.Namespace) -> dict:
     fitted = [t.tokens for t in train]
     probabilistic: dict[str, ProbabilisticGenerator] = {
         name: LstmGenerator(model) for name, model in lstm_models.items()}
+    probabilistic.update({  # each LSTM with the session memory, as jam plays (--style auto)
+        f"{name} + memory": BlendGenerator(LstmGenerator(model))
+        for name, model in lstm_models.items()})
     probabilistic.update({
         "markov": markov(args.markov_order, True).fit(fitted),
         "markov-ltm": markov(args.markov_order, False).fit(fitted),
@@ -564,6 +611,7 @@ def run(args: argparse.Namespace) -> dict:
     else:
         result["continuation"], tables, comparisons = continuations(
             args, probabilistic, lstm_models, examples, train_examples)
+        result["continuation"]["real_endings"] = real_endings(test, args.call_bars)
         result["plots"] = plots(out, tables, comparisons)
     result["seconds"] = round(time.time() - began, 1)
     result = clean(result)
@@ -580,6 +628,7 @@ def continuations(args: argparse.Namespace, probabilistic: dict[str, Probabilist
     answering: dict[str, tuple[Generator, bool]] = {}
     for name in lstm_models:
         answering[name] = (probabilistic[name], True)
+        answering[f"{name} + memory"] = (probabilistic[f"{name} + memory"], True)
         answering[f"{name}, no key mask"] = (probabilistic[name], False)
     answering.update({
         "markov": (probabilistic["markov"], True),
@@ -592,12 +641,17 @@ def continuations(args: argparse.Namespace, probabilistic: dict[str, Probabilist
     real = feature_table([e.continuation for e in examples], contexts)
     training = feature_table([e.continuation for e in train_examples], train_contexts)
     tables = {"real continuation": real}
+    keys = [estimate_key(e.call) for e in examples]
+    endings = {"real continuation": share([ends_on_triad(e.continuation, k)
+                                           for e, k in zip(examples, keys)])}
     for name, (generator, key_mask) in answering.items():
         answers = answers_of(generator, examples, args.seeds, key_mask, name)
         tables[name] = feature_table(answers, contexts * args.seeds)
+        endings[name] = share([ends_on_triad(a, k) for a, k in zip(answers, keys * args.seeds)])
     sets, comparisons = {}, {}
     for name, table in tables.items():
-        entry = {"means": feature_means(table), "answers": len(next(iter(table.values())))}
+        entry = {"means": feature_means(table), "answers": len(next(iter(table.values()))),
+                 "ends_on_tonic_triad": endings[name]}
         vs_train = compare(table, training, args.max_set)
         entry["vs_train"] = summarize(vs_train)
         if name != "real continuation":

@@ -14,9 +14,9 @@ pytest.importorskip("tqdm")
 from jam.evaluation.continuation import Context, features  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-PROBABILISTIC = ("shipped", "markov", "markov-ltm", "unigram")
-ANSWERING = ("shipped", "shipped, no key mask", "markov", "markov-ltm", "unigram", "rules", "repeat",
-             "random-in-key")
+PROBABILISTIC = ("shipped", "shipped + memory", "markov", "markov-ltm", "unigram")
+ANSWERING = ("shipped", "shipped + memory", "shipped, no key mask", "markov", "markov-ltm",
+             "unigram", "rules", "repeat", "random-in-key")
 FEATURES = set(features([], Context([], frozenset(), (frozenset(),), 48)))
 
 
@@ -49,9 +49,13 @@ def test_quick_evaluation_reports_every_metric_for_every_generator(tmp_path):
         for comparison in entry["vs_real"]["features"].values():
             assert 0 <= comparison["overlap"] <= 1 and comparison["kl"] >= 0
         assert 0 <= entry["vs_train"]["mean_overlap"] <= 1
-    # properties the setup guarantees: the key mask holds, repeating is copying
-    assert sets["shipped"]["means"]["key_consistency"] == 1.0
+    # properties the setup guarantees: answers end on the tonic triad, repeating is copying
+    assert sets["shipped"]["ends_on_tonic_triad"] == 1.0
+    assert sets["shipped + memory"]["ends_on_tonic_triad"] == 1.0
     assert sets["repeat"]["means"]["call_repetition"] == 1.0
+    assert 0 <= sets["real continuation"]["ends_on_tonic_triad"] <= 1
+    endings = result["continuation"]["real_endings"]
+    assert endings["tune ends"]["count"] > 0 and 0 <= endings["tune ends"]["share"] <= 1
 
     for name in result["plots"]:
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
