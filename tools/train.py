@@ -522,7 +522,8 @@ def train(args: argparse.Namespace) -> dict:
         valid_text = (f"{metrics['valid_bits_per_note']:.4f} bits/note"
                       + (f" ({args.folds}-fold estimate)" if mode == "folds" else "")
                       if "valid_bits_per_note" in metrics else "not measured")
-        print(f"best epoch {best['epoch']} ({state['steps']} steps): valid {valid_text}; "
+        print(f"best epoch {best['epoch']} of {state['epoch']} ({state['steps']} steps in all): "
+              f"valid {valid_text}; "
               + (f"test {metrics['test_bits_per_note']:.4f} bits/note, pitch "
                  f"{metrics['test_pitch_bits_per_note']:.4f}; " if test else "")
               + f"{seconds:.0f} s -> {best_path}")

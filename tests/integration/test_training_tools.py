@@ -279,7 +279,7 @@ def test_one_evaluate_run_compares_the_shipped_model_with_mine(small_data, user_
     assert list(result["models"]) == ["shipped", "mine"]
     assert result["models"]["mine"]["trained_on_this_data"] is True
     assert result["models"]["shipped"]["trained_on_this_data"] is False
-    assert {"shipped", "mine", "markov", "markov-ltm", "unigram"} == set(result["likelihood"])
+    assert {"shipped", "mine", "markov", "markov-ltm", "unigram"} <= set(result["likelihood"])
     for entry in result["likelihood"].values():
         assert 0 < entry["test"]["bits_per_note"] < 30
     assert result["config"]["corpus"] is None and "corpus_cv" not in result  # no --corpus needed
