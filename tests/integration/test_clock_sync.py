@@ -149,7 +149,6 @@ def jam(start_jam):
                                    "--align", "bar", *args)
 
 
-@pytest.mark.flaky(reruns=2)
 def test_clock_on_the_input_port_puts_the_answer_on_its_bar_not_the_calls(
         jam, keyboard, synth, listener):
     process = jam("--clock-in", "same")
@@ -171,7 +170,6 @@ def test_clock_on_the_input_port_puts_the_answer_on_its_bar_not_the_calls(
     assert "MIDI clock" not in process.stderr  # neither lost nor anything else
 
 
-@pytest.mark.flaky(reruns=2)
 def test_clock_on_its_own_port_then_lost_answers_go_on_at_its_last_tempo(
         jam, keyboard, synth, listener, jack_server):
     clock_port = open_keyboard("clock")
@@ -205,7 +203,6 @@ def test_clock_on_its_own_port_then_lost_answers_go_on_at_its_last_tempo(
     assert float(said.rsplit(", ", 1)[1].split()[0]) == pytest.approx(BPM, rel=0.005), said
 
 
-@pytest.mark.flaky(reruns=2)
 def test_clock_out_sends_start_ticks_at_the_tempo_and_stop_and_answers_on_them(
         jam, keyboard, synth, listener, jack_server):
     receiver = Synth("clock-in")
