@@ -19,7 +19,8 @@ import mido
 import numpy as np
 import pytest
 
-from jackrig import Synth, keyboard as open_keyboard, wait_for
+from jackrig import Synth, wait_for
+from jackrig import keyboard as open_keyboard
 
 TOLERANCE = 0.010  # s: "on the beat"
 BPM = 100.0
