@@ -503,8 +503,10 @@ def load_models(args: argparse.Namespace) -> dict[str, Model]:
     return {name: load_model(path, device="cpu") for name, path in paths}
 
 
-def model_info(model: Model, data_sha: str, data_sources: set[str]) -> dict:
-    """What the Models table says about a model, from its metadata."""
+def model_info(model: Model, data_sha: str, data_sources: set[str], split_seed: int | None = None) -> dict:
+    """What the Models table says about a model, from its metadata. A tune's split depends
+    only on its id and the split seed, so a model trained on other data that shares sources
+    has the same tunes held out when its data was split with the same seed."""
     meta = model.metadata
     sources = [s for s in meta.get("jam.data.sources", "").split(",") if s]
     try:
@@ -514,8 +516,12 @@ def model_info(model: Model, data_sha: str, data_sources: set[str]) -> dict:
     if meta.get("jam.data.sha256") == data_sha:
         held_out = "yes (trained on this dataset)"
     elif set(sources) & data_sources:
-        held_out = (f"only if prepared with the same split seed: it was trained on other data "
-                    f"that shares {', '.join(sorted(set(sources) & data_sources))}")
+        shared = ", ".join(sorted(set(sources) & data_sources))
+        if split_seed is not None and meta.get("jam.data.split_seed") == str(split_seed):
+            held_out = f"yes (trained on other data that shares {shared}, split with the same seed)"
+        else:
+            held_out = (f"only if prepared with the same split seed: it was trained on other data "
+                        f"that shares {shared}")
     else:
         held_out = "yes (trained on other sources)"
     return {"file": str(model.path), "bytes": Path(model.path).stat().st_size,
@@ -565,9 +571,10 @@ def run(args: argparse.Namespace) -> dict:
     corpus_name = resolve_corpus(args, everything)
     data_sha = data_hash(args.data)
     try:
-        data_sources = set(read_summary(args.data).get("sources", {}))
+        summary = read_summary(args.data)
+        data_sources, split_seed = set(summary.get("sources", {})), summary.get("seed")
     except JamError:
-        data_sources = {t.source for t in everything}
+        data_sources, split_seed = {t.source for t in everything}, None
     fitted = [t.tokens for t in train]
     probabilistic: dict[str, ProbabilisticGenerator] = {
         name: LstmGenerator(model) for name, model in lstm_models.items()}
@@ -579,7 +586,7 @@ def run(args: argparse.Namespace) -> dict:
         "markov-ltm": markov(args.markov_order, False).fit(fitted),
         "unigram": markov(0, False).fit(fitted),
     })
-    models = {name: model_info(m, data_sha, data_sources) for name, m in lstm_models.items()}
+    models = {name: model_info(m, data_sha, data_sources, split_seed) for name, m in lstm_models.items()}
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     result: dict = {"config": {**settings, "corpus": corpus_name, "data_sha256": data_sha,
                                "models": {n: m["file"] for n, m in models.items()},
