@@ -545,7 +545,10 @@ def main(argv: list[str] | None = None) -> int:
                        ("test", "held-out figures will be noisy; compare models over several "
                                 "--seed values, or add music")):
         split = summary["splits"][name]
-        if split["tunes"] < 5:
+        if split["tunes"] == 0 and name == "test":
+            print("  warning: the test split is empty: no held-out figures; add music or try "
+                  "another --seed")
+        elif split["tunes"] < 5:
             print(f"  warning: the {name} split has {split['tunes']} tune{'s' if split['tunes'] != 1 else ''} "
                   f"({split['notes']} notes): {what}")
     print(f"  what each file gave and why: {args.output / dataset.SUMMARY} ('files')")
