@@ -73,15 +73,15 @@ def monitor(jack_server, keyboard):
     recorder.close()
 
 
-def call_beat_zero(monitor, bpm: float) -> float:
+def call_beat_zero(monitor, bpm: float, phrase=PHRASE) -> float:
     """Arrival time of the call's beat 0: the mean of its note-ons' arrivals minus their
     nominal offsets in the phrase."""
-    assert monitor.wait_count(len(PHRASE), timeout=5,
+    assert monitor.wait_count(len(phrase), timeout=5,
                               where=lambda m: m.type == "note_on" and m.velocity > 0)
     ons = [t for t, m in monitor.received if m.type == "note_on" and m.velocity > 0]
-    assert len(ons) == len(PHRASE), f"the monitor heard {len(ons)} notes of {len(PHRASE)}"
+    assert len(ons) == len(phrase), f"the monitor heard {len(ons)} notes of {len(phrase)}"
     beat = 60.0 / bpm
-    return sum(t - b * beat for t, (b, _, _) in zip(ons, PHRASE)) / len(PHRASE)
+    return sum(t - b * beat for t, (b, _, _) in zip(ons, phrase)) / len(phrase)
 
 
 def off_grid(t: float, origin: float, unit: float) -> float:
@@ -121,13 +121,14 @@ def quiet_for(synth, seconds: float, timeout: float) -> bool:
     return wait_for(quiet, timeout, interval=0.05)
 
 
-def answer_to(jam_process, keyboard, synth, monitor, bpm: float, bars: int) -> float:
+def answer_to(jam_process, keyboard, synth, monitor, bpm: float, bars: int,
+              phrase=PHRASE) -> float:
     """Play the phrase, wait for the whole answer, stop jam; the call's beat 0."""
-    play(keyboard, PHRASE, bpm, time.monotonic() + 0.3)
+    play(keyboard, phrase, bpm, time.monotonic() + 0.3)
     assert quiet_for(synth, 1.5, timeout=8 + bars * 4 * 60 / bpm), jam_process.stderr
     jam_process.process.send_signal(signal.SIGTERM)
     assert jam_process.wait() == 0, jam_process.stderr
-    return call_beat_zero(monitor, bpm)
+    return call_beat_zero(monitor, bpm, phrase)
 
 
 def check_answer(synth, monitor, stderr: str, beat_zero: float, bpm: float,
@@ -175,6 +176,16 @@ def test_tempo_follow_answers_a_call_at_93_bpm_in_its_pulse(jam, keyboard, synth
     if model == "rules":  # its cadence lasts to the end: 2 bars of the player's tempo
         end = max(off for _, off, _ in notes)
         assert abs(end - notes[0][0] - bars * 4 * 60 / 93) <= TOLERANCE
+
+
+def test_tempo_follow_reads_plain_quarters_at_90_bpm_without_a_tempo_given(
+        jam, keyboard, synth, monitor):
+    """Eight quarter notes at 90 BPM, no --bpm (the first guess stays 120): the answer is
+    on the player's beat and grid at 90, not at 135 (a 3:2 misreading)."""
+    quarters = [(b, 1, p) for b, p in enumerate([60, 62, 64, 65, 67, 65, 64, 62])]
+    process = jam("--tempo", "follow", "--answer-bars", "1", "--model", "rules")
+    beat_zero = answer_to(process, keyboard, synth, monitor, 90.0, 1, quarters)
+    check_answer(synth, monitor, process.stderr, beat_zero, 90.0, 1)
 
 
 def test_barge_in_stops_the_answer_with_note_offs(jam, keyboard, synth):
