@@ -1,7 +1,7 @@
 """Musical time: grid ticks <-> monotonic seconds, the meter, and where the pulse comes from.
 
-A :class:`Clock` is one linear map: ``origin`` is the time (seconds, same timebase as the
-time source, normally :func:`time.monotonic`) of tick 0, which is also a downbeat, and
+A :class:`Clock` is one linear map: ``origin`` is the time (seconds, in the timebase of the
+times its owner passes in, live :func:`time.monotonic`) of tick 0, which is also a downbeat, and
 ``bpm`` the tempo of quarter-note beats. Ticks are :data:`jam.music.tokens.TICKS_PER_BEAT`
 per quarter note.
 
@@ -22,17 +22,14 @@ from __future__ import annotations
 import functools
 import math
 import statistics
-import time
 from abc import ABC
 from dataclasses import dataclass
-from typing import Callable, NamedTuple, Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
 from jam.music.meter import Meter
 from jam.music.tokens import TICKS_PER_BEAT
-
-TimeSource = Callable[[], float]
 
 
 @dataclass(frozen=True)
@@ -46,14 +43,12 @@ class Pulse:
 class Clock:
     """Grid ticks <-> seconds at one tempo. Not thread-safe: owned by the engine thread."""
 
-    def __init__(self, bpm: float, meter: Meter = Meter(), origin: float | None = None,
-                 now: TimeSource = time.monotonic) -> None:
+    def __init__(self, bpm: float, meter: Meter = Meter(), origin: float | None = None) -> None:
         if bpm <= 0:
             raise ValueError("bpm must be positive")
         self.bpm = float(bpm)
         self.meter = meter
         self.origin = origin  # None: no phase yet (set by the first call)
-        self.now = now
 
     @property
     def anchored(self) -> bool:

@@ -7,8 +7,6 @@ import pytest
 
 from jam.engine.clock import Clock, FixedTempo, FollowTempo, Meter, fit_phase, fit_pulse
 
-from recording import FakeClock
-
 
 def test_ticks_and_seconds_are_inverse_at_the_tempo():
     clock = Clock(120, origin=10.0)
@@ -37,14 +35,6 @@ def test_set_tempo_keeps_the_position_where_it_changes():
     clock.set_tempo(60, at)
     assert clock.ticks_at(at) == pytest.approx(30)
     assert clock.seconds(42) - at == pytest.approx(1.0)  # one beat at 60 BPM
-
-
-def test_fake_time_source_is_what_now_reads():
-    fake = FakeClock(5.0)
-    clock = Clock(100, now=fake)
-    assert clock.now() == 5.0
-    fake.now = 6.0
-    assert clock.now() == 6.0
 
 
 def test_fixed_tempo_anchors_on_the_first_note_and_refines_the_phase():
