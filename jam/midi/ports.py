@@ -172,19 +172,21 @@ def _split(data: Sequence[int]) -> tuple[list[mido.Message], list[bytes]]:
 
 class InputDecoder:
     """Turns an input's events (byte lists from rtmidi) into messages for ``callback``, one
-    :meth:`feed` per event (see :func:`decode_event`). Bytes that form no message are
-    dropped: ``dropped`` counts the runs of them, each logged at debug level with ``name``.
-    Every input port reads through one of these."""
+    :meth:`feed` per event (see :func:`decode_event`). ``received`` counts the messages
+    handed on. Bytes that form no message are dropped: ``dropped`` counts the runs of them,
+    each logged at debug level with ``name``. Every input port reads through one of these."""
 
-    __slots__ = ("name", "dropped", "_callback")
+    __slots__ = ("name", "received", "dropped", "_callback")
 
     def __init__(self, callback: Callable[[mido.Message], None], name: str = "input") -> None:
         self.name = name
+        self.received = 0
         self.dropped = 0
         self._callback = callback
 
     def feed(self, data: Sequence[int]) -> None:
         messages, dropped = decode_event(data)
+        self.received += len(messages)
         if dropped:
             self.dropped += len(dropped)
             if log.isEnabledFor(logging.DEBUG):
@@ -309,8 +311,8 @@ def _rtmidi_api(api: str) -> int:
 
 class RtMidiInput:
     """An rtmidi input port that hands ``callback(message)`` every message it receives,
-    through an :class:`InputDecoder`; ``dropped`` counts the runs of bytes that were no
-    message. Subclasses decide how events are read."""
+    through an :class:`InputDecoder`; ``received`` counts those messages, ``dropped`` the
+    runs of bytes that were no message. Subclasses decide how events are read."""
 
     def __init__(self, api: str, name: str, virtual: bool,
                  callback: Callable[[mido.Message], None],
@@ -337,6 +339,11 @@ class RtMidiInput:
     @property
     def dropped(self) -> int:
         return self._decoder.dropped
+
+    @property
+    def received(self) -> int:
+        """Messages handed to the callback so far."""
+        return self._decoder.received
 
     def _start(self) -> None:
         raise NotImplementedError

@@ -63,6 +63,7 @@ class WatchedPort:
         self._close = close or (lambda gone: gone.close())
         self._clock = clock
         self._dropped_before = 0  # input bytes dropped by ports closed earlier
+        self._received_before = 0  # input messages received by ports closed earlier
         self._failed_name: str | None = None  # a reopen that failed (logged once)
 
     @property
@@ -73,6 +74,11 @@ class WatchedPort:
     def dropped(self) -> int:
         """Malformed input dropped by this port and the ones it replaced (inputs)."""
         return self._dropped_before + (getattr(self.port, "dropped", 0) if self.port else 0)
+
+    @property
+    def received(self) -> int:
+        """Messages received by this port and the ones it replaced (inputs)."""
+        return self._received_before + (getattr(self.port, "received", 0) if self.port else 0)
 
     def find(self, names: Sequence[str]) -> str | None:
         """The listed name this port returns under, if any (see the module text)."""
@@ -125,6 +131,7 @@ class WatchedPort:
         self.outages += 1
         self.gone_since = self._clock()
         self._dropped_before += getattr(port, "dropped", 0)
+        self._received_before += getattr(port, "received", 0)
         if self.attach is not None:
             self.attach(None)
         try:

@@ -75,6 +75,7 @@ def test_a_stream_of_events_never_raises_and_garbage_never_spoils_the_next_event
             dropped += len(junk)
     assert [m.bytes() for m in received] == expected
     assert decoder.dropped == dropped
+    assert decoder.received == len(expected)
 
 
 @pytest.mark.parametrize("data", [
@@ -129,6 +130,7 @@ def test_the_decoder_counts_drops_and_logs_each_at_debug_level_only(caplog):
         decoder.feed([0xF0, 1, 0x90, 61, 100, 0xF7])
     assert decoder.dropped == 4
     assert [m.note for m in received] == [60, 61]
+    assert decoder.received == 2  # the messages handed on
     assert [r.getMessage() for r in caplog.records] == [
         "input 'kbd': dropped malformed MIDI bytes f2 01",
         "input 'kbd': dropped malformed MIDI bytes f0 01",

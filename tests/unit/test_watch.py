@@ -150,9 +150,10 @@ def test_a_reopen_that_fails_is_retried_and_logged_once(clock, caplog):
 
 
 class CountingInput:
-    def __init__(self, name, dropped):
+    def __init__(self, name, dropped, received=0):
         self.name = name
         self.dropped = dropped
+        self.received = received
         self.closed = False
 
     def close(self):
@@ -171,3 +172,17 @@ def test_an_input_keeps_the_count_of_dropped_input_across_reopens(clock):
     clock.now += 1
     watch.poll(clock.now)
     assert link.dropped == 5
+
+
+def test_an_input_keeps_the_count_of_received_messages_across_reopens(clock):
+    system = ListedSystem(["kbd:out"], [])
+    link = WatchedPort("input", CountingInput("kbd:out", 0, received=40), "kbd",
+                       lambda name: CountingInput(name, 0, received=7), clock=clock)
+    watch = PortWatch(system, [link])
+    system.listed["input"] = []
+    watch.poll(clock.now)
+    assert link.gone and link.received == 40
+    system.listed["input"] = ["kbd:out"]
+    clock.now += 1
+    watch.poll(clock.now)
+    assert link.received == 47
