@@ -129,7 +129,7 @@ def test_malformed_input_is_dropped_counted_and_the_next_call_is_answered(
                                "f0 7e 01", "f7"]
     last = [line for line in jam.lines if "stopping (SIGTERM)" in line]
     assert len(last) == 1, jam.stderr
-    assert last[0].endswith(f"; dropped {DROPPED + probes} malformed input messages")
+    assert last[0].endswith(f" dropped {DROPPED + probes} malformed input messages"), last[0]
 
 
 @pytest.mark.parametrize("kind", [PolledInput, CallbackInput])
