@@ -72,17 +72,33 @@ def _number(low: float | None = None, high: float | None = None, *, integer: boo
         expected = kind
 
     def check(value: Any) -> Any:
-        if not _is_number(value) or (integer and not float(value).is_integer()):
+        if not _is_number(value):
             raise ValueError(f"expected {expected}")
-        if not math.isfinite(value):
+        try:
+            number = float(value)
+        except OverflowError:  # an integer with more than ~308 digits
+            raise ValueError(f"expected {expected} (this one is too large)") from None
+        if not math.isfinite(number) or (integer and not number.is_integer()):
             raise ValueError(f"expected {expected}")
-        if low is not None and (value <= low if low_open else value < low):
+        if low is not None and (number <= low if low_open else number < low):
             raise ValueError(f"expected {expected}")
-        if high is not None and value > high:
+        if high is not None and number > high:
             raise ValueError(f"expected {expected}")
-        return int(value) if integer else float(value)
+        return int(value) if integer else number
 
+    check.limits = NumberLimits(low, high, integer, low_open)  # type: ignore[attr-defined]
     return check
+
+
+@dataclass(frozen=True)
+class NumberLimits:
+    """The range a numeric option's checker accepts (``check.limits``): ``low`` (excluded
+    when ``low_open``) to ``high``; None: no limit that side."""
+
+    low: float | None
+    high: float | None
+    integer: bool
+    low_open: bool
 
 
 def _choice(*choices: str) -> Callable[[Any], str]:
@@ -127,6 +143,9 @@ def _style(value: Any) -> float | str:
     if _is_number(value) and 0 <= value <= 1:
         return float(value)
     raise ValueError('expected "auto" or a number from 0 to 1')
+
+
+_style.limits = NumberLimits(0, 1, False, False)  # type: ignore[attr-defined]
 
 
 def _controls(value: Any) -> dict[str, str]:
@@ -219,15 +238,17 @@ OPTIONS: tuple[Option, ...] = (
     _opt("tempo", "fixed", "fixed (use --bpm) or follow (follow the player)",
          _choice("fixed", "follow")),
     _opt("meter", "4/4", 'time signature, e.g. "4/4", "3/4", "6/8"', _meter),
-    _opt("listen_silence", 1.0, "beats of silence that end a call", _number(0, low_open=True),
-         numeric=True),
+    _opt("listen_silence", 1.0, "beats of silence that end a call (above 0, up to 64)",
+         _number(0, 64, low_open=True), numeric=True),
     _opt("end_call_cc", None, "controller number (0-127) that ends a call (none: off)",
          _number(0, 127, integer=True), nullable=True, numeric=True),
-    _opt("max_call", 4, "longest call in bars", _number(1, integer=True), numeric=True),
+    _opt("max_call", 4, "longest call in bars (1-64)", _number(1, 64, integer=True),
+         numeric=True),
     _opt("align", "beat", "start the answer on the next beat or bar", _choice("beat", "bar")),
-    _opt("answer_bars", None, "answer length in bars (none: as long as the call)",
-         _number(1, integer=True), nullable=True, numeric=True),
-    _opt("max_answer_bars", 8, "longest answer in bars", _number(1, integer=True), numeric=True),
+    _opt("answer_bars", None, "answer length in bars, 1-64 (none: as long as the call)",
+         _number(1, 64, integer=True), nullable=True, numeric=True),
+    _opt("max_answer_bars", 8, "longest answer in bars (1-64)", _number(1, 64, integer=True),
+         numeric=True),
     _opt("temperature", 1.0, "sampling temperature, >= 0 (0: always the likeliest token)",
          _number(0), numeric=True),
     _opt("top_p", 0.95, "nucleus sampling mass, above 0 up to 1", _number(0, 1, low_open=True),
@@ -350,6 +371,8 @@ def check_value(key: str, value: Any, where: str) -> Any:
         return option.check(value)
     except ValueError as err:
         shown = "null" if value is None else repr(value)
+        if len(shown) > 80:  # one readable line, whatever was given
+            shown = f"{shown[:60]}... ({len(shown)} characters)"
         raise JamError(f"bad value for '{key}' {where}: {err}, got {shown}") from None
 
 
@@ -368,6 +391,12 @@ def read_config_file(path: Path) -> dict[str, Any]:
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(err, "problem", None) or "malformed YAML"
         raise JamError(f"config file {path} is not valid YAML{at}: {problem}") from None
+    except RecursionError:
+        raise JamError(f"config file {path} nests lists or mappings too deeply to read; "
+                       f"a config file is a flat mapping of option: value") from None
+    except ValueError as err:  # e.g. an integer of more than 4300 digits
+        problem = str(err).split(";")[0]
+        raise JamError(f"config file {path} has a value jam cannot read: {problem}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

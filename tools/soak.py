@@ -2,9 +2,11 @@
 pauses for the answers; prints JSON.
 
 The player plays calls of one bar at ``--notes-per-second`` (20: a note every 50 ms, held
-35 ms, pitches wandering over two octaves of C major, velocities varying), then waits for
-jam's one-bar answer and the next downbeat; every ``--barge-every``-th answer it starts
-the next call one beat into the answer (a barge-in: jam cuts the answer). A test synth
+35 ms, pitches wandering over two octaves of C major, velocities varying), each on a beat
+of its own steady pulse; it listens for jam's one-bar answer and starts the next call on
+the first beat a bar and a beat after the answer's first note; every
+``--barge-every``-th answer it starts one beat after that note instead (a barge-in: jam
+cuts the answer). A call with no answer within three beats and a second is listed. A test synth
 (``jackrig.Synth``) records what jam sends. At the end jam gets SIGTERM. Reported:
 
 - calls played, answers heard at the synth (note-ons after a call's end and before the
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import signal
@@ -54,6 +57,22 @@ def at(deadline: float) -> None:
         time.sleep(left - 0.002)
     while time.monotonic() < deadline:
         pass
+
+
+def first_note_after(synth, after: float, timeout: float) -> float | None:
+    """Arrival time of the first note-on at ``synth`` after ``after`` (None: none came
+    within ``timeout`` seconds of it)."""
+    def first() -> float | None:
+        return next((t for t, m in synth.received
+                     if t > after and m.type == "note_on" and m.velocity > 0), None)
+    wait_for(lambda: first() is not None, max(0.0, after + timeout - time.monotonic()),
+             interval=0.002)
+    return first()
+
+
+def on_pulse(pulse: float, earliest: float) -> float:
+    """The first beat of the pulse that starts at ``pulse`` at or after ``earliest``."""
+    return pulse + math.ceil((earliest - pulse) / BEAT - 1e-9) * BEAT
 
 
 class Player:
@@ -100,16 +119,21 @@ def soak(jam: JamProcess, player_port, synth, seconds: float, rate: float = 20.0
     memory: list[dict] = []
     after_warm_up = None
     next_sample = began + sample
+    pulse = start  # the player keeps this pulse: every call starts on one of its beats
+    unanswered: list[int] = []
     while start + BAR < began + seconds:
         end = player.call(start)
         calls.append((start, end))
-        # the answer: the next beat after one beat of silence, one bar long
-        answer_start = start + BAR + BEAT
+        # the player listens for the answer (due on the next beat after a beat of silence)
+        heard = first_note_after(synth, end, timeout=3 * BEAT + 1.0)
+        if heard is None:
+            unanswered.append(len(calls))
+            heard = end + BEAT
         if len(calls) % barge_every == 0:
-            start = answer_start + BEAT  # barge in one beat into the answer
+            start = on_pulse(pulse, heard + BEAT)  # barge in a beat into the answer
             barge_ins += 1
         else:
-            start = answer_start + BAR + BEAT  # after the answer and a beat's rest
+            start = on_pulse(pulse, heard + BAR + BEAT)  # after the answer and a rest
         now = time.monotonic()
         if after_warm_up is None and now - began >= warm_up:
             after_warm_up = private_memory(pid)
@@ -141,6 +165,7 @@ def soak(jam: JamProcess, player_port, synth, seconds: float, rate: float = 20.0
     result = {
         "seconds": round(time.monotonic() - began, 1), "exit_code": code,
         "calls": len(calls), "answers_heard": answered, "barge_ins_played": barge_ins,
+        "calls_without_an_answer": unanswered,
         "notes_sent": player.notes, "messages_sent": player.messages,
         "jam": figures,
         "synth_received_messages": len(received),

@@ -11,10 +11,11 @@ from dataclasses import replace
 
 import numpy as np
 
-from jam.config import Config
+from jam.config import OPTIONS_BY_KEY, Config
 from jam.engine.callresponse import EngineSettings
 from jam.engine.clock import FixedTempo, FollowTempo, TempoSource
 from jam.engine.offline import respond
+from jam.errors import JamError
 from jam.generators.base import Generator
 from jam.midi.files import read_midi, write_midi
 from jam.music.meter import Meter
@@ -62,6 +63,12 @@ def respond_file(config: Config, call_path: str, out_path: str, bpm: float | Non
     ``bpm`` and ``meter`` None keep the file's own (its first tempo and time signature).
     Errors are :class:`~jam.errors.JamError`."""
     phrase = read_midi(call_path)
+    if bpm is None:  # the file's tempo: one jam can play at, as --bpm would be
+        try:
+            OPTIONS_BY_KEY["bpm"].check(phrase.bpm)
+        except ValueError as err:
+            raise JamError(f"{call_path}: its tempo, {phrase.bpm:g} BPM, is not one jam plays "
+                           f"({err}); give one with --bpm") from None
     chosen = phrase.meter if meter is None else Meter.parse(meter)
     settings = replace(EngineSettings.from_config(config), meter=chosen)
     result = respond(phrase.notes, bpm or phrase.bpm,

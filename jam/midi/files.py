@@ -52,6 +52,9 @@ def read_midi(path: str | os.PathLike) -> Phrase:
         raise JamError(f"{path}: not a readable MIDI file ({reason}); export it again as .mid") from None
     if midi.type == 2:
         raise JamError(f"{path}: MIDI type 2 (independent sequences) is not supported; save as type 0 or 1")
+    if midi.ticks_per_beat < 0:  # the header's division counts SMPTE frames, not beats
+        raise JamError(f"{path}: its times are in SMPTE frames, not beats; export it with "
+                       f"ticks per quarter note (PPQ)")
     tpb = midi.ticks_per_beat or FILE_TICKS_PER_BEAT
     bpm: float | None = None
     meter: Meter | None = None
@@ -68,6 +71,9 @@ def read_midi(path: str | os.PathLike) -> Phrase:
         for msg in track:
             tick += msg.time
             if msg.type == "set_tempo" and bpm is None:
+                if msg.tempo == 0:  # 0 microseconds per beat: no tempo at all
+                    raise JamError(f"{path}: not a readable MIDI file (a tempo of 0 "
+                                   f"microseconds per beat); export it again as .mid")
                 bpm = mido.tempo2bpm(msg.tempo)
             elif msg.type == "time_signature" and meter is None:
                 try:
@@ -131,5 +137,10 @@ def write_midi(
     names: list[str] | None = None,
     overwrite: bool = False,
 ) -> None:
-    """Write notes as a MIDI file, atomically; refuse to replace a file unless ``overwrite``."""
-    atomic_write_bytes(path, midi_bytes(tracks, bpm, meter, names), overwrite=overwrite)
+    """Write notes as a MIDI file, atomically; refuse to replace a file unless ``overwrite``.
+    JamError if it cannot be written (an existing file is then untouched)."""
+    data = midi_bytes(tracks, bpm, meter, names)
+    try:
+        atomic_write_bytes(path, data, overwrite=overwrite)
+    except OSError as err:  # a folder that refuses files, a folder in the file's place
+        raise JamError(f"cannot write {path}: {err.strerror or err}") from None

@@ -102,9 +102,12 @@ def write_binding(path: Path, action: str, binding: Binding) -> str:
     returns the line to print."""
     data, taken = bind(read_mapping(path), action, binding)
     check_value("controls", data["controls"], f"in {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)
-    atomic_write_bytes(path, text.encode("utf-8"), overwrite=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, text.encode("utf-8"), overwrite=True)
+    except OSError as err:  # a read-only folder, a file where the folder should be
+        raise JamError(f"cannot write config file {path}: {err.strerror or err}") from None
     moved = f" (taken from {', '.join(taken)})" if taken else ""
     return f"{action}: {binding}{moved}, written to {path}"
 

@@ -452,6 +452,7 @@ def test_soak_answers_every_call_and_leaves_no_note_sounding(sync_rig):
     assert result["lost_note_offs"] == 0, result["notes_at_the_synth"]
     assert result["stuck_notes"] == 0, result["notes_at_the_synth"]
     assert result["calls"] >= SOAK_SECONDS / 8, result
+    assert result["calls_without_an_answer"] == [], (result, jam.stderr[-3000:])
     assert result["answers_heard"] == result["calls"], (result, jam.stderr[-3000:])
     assert result["jam"]["input_received"] == result["messages_sent"], result
     assert result["lost_between_jam_and_the_synth"] == 0, result

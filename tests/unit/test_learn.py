@@ -3,6 +3,8 @@ MIDI side runs over JACK in tests/integration/test_stage_controls.py)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import mido
 import pytest
 import yaml
@@ -48,6 +50,16 @@ def test_the_file_is_written_whole_with_its_other_keys_and_read_back_as_a_config
         "controls": {"tap": "note 40 ch 10", "temperature": "cc 74"}, "key": "d minor"}
     assert build_config({}, path).controls == {"tap": "note 40 ch 10", "temperature": "cc 74"}
     assert [p.name for p in path.parent.iterdir()] == ["config.yaml"]  # no temporary left
+
+
+def test_a_config_file_that_cannot_be_written_is_a_one_line_error(tmp_path):
+    blocker = tmp_path / "a file"
+    blocker.write_text("not a folder")
+    with pytest.raises(JamError, match="cannot write config file"):
+        write_binding(blocker / "config.yaml", "tap", Binding("note", 40, 9))  # no folder
+    with pytest.raises(JamError, match="cannot write config file"):
+        write_binding(Path("/proc/jam-test.yaml"), "tap", Binding("note", 40, 9))  # read-only
+    assert blocker.read_text() == "not a folder"
 
 
 @pytest.mark.parametrize("text, words", [
