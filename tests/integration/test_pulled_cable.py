@@ -82,7 +82,7 @@ def test_the_synth_goes_mid_answer_and_comes_back(answering_jam, keyboard, synth
                                             and first.control == 64), returned.messages()
         assert returned.wait_count(1, timeout=2, where=lambda m: m.type == "control_change"
                                    and m.control == 123), (
-            f"recorder late {returned.late}", returned.received, jam.stderr)
+            f"recorder's irregular cycles {returned.irregular}", returned.received, jam.stderr)
         print(f"returned synth ready -> first message (the panic) {first_arrival - ready:.3f} s")
         # quiet once the first answer is over, then a new call is answered on it
         assert quiet(returned)
