@@ -7,6 +7,12 @@ the checker: every note-on and note-off it receives is tracked per channel
 Thru-mode SIGINT/SIGTERM with held keys is in test_thru.py, errors inside the run loop in
 test_runner.py, pulled cables in test_pulled_cable.py, a fixed list of malformed input in
 test_malformed_input.py; these are the call mode's answers under the same attacks.
+
+The tests that count exactly (the streams, the flood, the soak) run on a private JACK
+server in sync mode (:class:`SyncRig`). Their size is set for CI and can be raised:
+``JAM_FUZZ_EXAMPLES`` (hypothesis streams, 25), ``JAM_FUZZ_RANDOM_EVENTS`` (1500),
+``JAM_FUZZ_SEED``, ``JAM_FLOOD_SECONDS`` (2; ``tools/flood.py`` runs 10),
+``JAM_SOAK_SECONDS`` (60; ``tools/soak.py --seconds 600`` is the 10-minute soak).
 """
 
 from __future__ import annotations
