@@ -15,7 +15,7 @@ from jam.config import default_config
 from jam.engine.assembly import respond_file
 from jam.midi.files import read_midi, write_midi
 from jam.music.meter import Meter
-from jam.music.theory import Key
+from jam.music.theory import Key, estimate_key
 from jam.music.tokens import Note
 
 D_MAJOR = Key(2, "major")
@@ -217,3 +217,54 @@ def test_a_three_four_call_is_answered_in_three_four(call, tmp_path, env):
                    env).returncode == 0
     signatures = [m for m in mido.MidiFile(forced).tracks[0] if m.type == "time_signature"]
     assert [(m.numerator, m.denominator) for m in signatures] == [(4, 4)]
+
+
+# --- the player's idiom: the session memory and the key mask that keeps blue notes -------
+
+def pc_histogram(notes) -> list[float]:
+    counts = [0] * 12
+    for note in notes:
+        counts[note.pitch % 12] += 1
+    total = sum(counts) or 1
+    return [c / total for c in counts]
+
+
+def answers_by_style(tmp_path, call: list[Note], style: str, seeds: range) -> list[Note]:
+    path = tmp_path / "idiom.mid"
+    if not path.exists():
+        write_midi(path, [call], 120.0)
+    notes = []
+    for seed in seeds:
+        out = tmp_path / f"answer-{style}-{seed}.mid"
+        respond_file(replace(default_config(), seed=seed, style=style if style == "auto"
+                             else float(style)), str(path), str(out), answer_only=True)
+        notes += read_midi(out).notes
+    assert notes, f"no answer notes with --style {style}"
+    return notes
+
+
+def test_with_the_memory_answers_sound_more_like_a_whole_tone_player(tmp_path):
+    """jam respond on a whole-tone call: the answers' pitch-class histogram (over 6 seeds)
+    is measurably closer to the call's with --style 0.5 and auto than with --style 0."""
+    pitches = [60, 62, 64, 66, 68, 70, 72, 70, 68, 66, 64, 62] * 2
+    call = [Note(p, 6 * i, 6, 80) for i, p in enumerate(pitches)]
+    target = pc_histogram(call)
+
+    def distance(style: str) -> float:
+        answer = answers_by_style(tmp_path, call, style, range(6))
+        return sum(abs(a - b) for a, b in zip(pc_histogram(answer), target))
+
+    plain = distance("0")
+    assert distance("0.5") < 0.7 * plain
+    assert distance("auto") < plain
+
+
+def test_a_blues_call_keeps_its_blue_notes_with_key_auto(tmp_path):
+    """A C blues call (flat third, flat fifth, flat seventh): with --key auto the answers
+    use blue notes, which the estimated major/minor scale alone would mask out."""
+    riff = [60, 63, 65, 66, 67, 70, 72, 70, 67, 66, 65, 63]
+    call = [Note(p, 12 * i, 12, 80) for i, p in enumerate(riff)]
+    answer = answers_by_style(tmp_path, call, "auto", range(4))
+    blue = {3, 6, 10} - set(estimate_key(call).scale)
+    assert blue, "the test call's blue notes are all in its estimated scale"
+    assert {n.pitch % 12 for n in answer} & blue
