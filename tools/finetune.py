@@ -7,13 +7,14 @@
 Inputs are MIDI files or folders (searched for .mid/.midi). A session recorded with
 ``jam --record`` gives the track named ``player`` (jam's own answers, track ``jam``, are
 left out); any other file gives one melody per file, chosen as tools/prepare_data.py does
-(jam/midi/melody.py). Long melodies are cut into pieces of about PIECE tokens, so that one
-long evening still leaves a part to hold out.
+(jam/midi/melody.py). Long melodies are cut into pieces of 512 tokens (256 notes or
+rests). From 5 usable files on, whole files are held out; with fewer (one long evening),
+pieces are.
 
 The base model's weights are read back from its ONNX file alone (no checkpoint) into the
 PyTorch network (jam/model/network.py) and checked against onnxruntime before training: a
-model that is not a jam LSTM is refused. A share of the pieces (chosen by their id, at least
-one) is held out; bits per note on it are reported before and after. Training uses a small
+model that is not a jam LSTM is refused. A share of the files or pieces (chosen by name, at
+least one) is held out; bits per note on it are reported before and after. Training uses a small
 learning rate, random transposition like tools/train.py, and stops early on the held-out
 part, keeping the best weights (the base itself if nothing helps). The result is exported
 with tools/export_onnx.py's parity check; its metadata names the base, the base's data
@@ -45,6 +46,7 @@ MIDI_SUFFIXES = {".mid", ".midi"}
 PIECE = 512  # tokens per held-out/training piece of a long melody (256 notes or rests)
 VALID_SHARE = 0.2
 SMALL_VALID_NOTES = 200
+BY_FILE = 5  # from this many usable files on, whole files are held out
 ROUND_TRIP_LIMIT = 1e-4
 RECORDED_PLAYER = "player"  # the track names jam --record writes
 RECORDED_JAM = "jam"
@@ -122,11 +124,18 @@ def read_tunes(files: list[Path], quiet: bool) -> list[tuple[str, np.ndarray]]:
     return tunes
 
 
-def split(tunes: list[tuple[str, np.ndarray]], share: float) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """(train, valid): the ``share`` of the pieces whose ids hash lowest, at least one."""
-    order = sorted(tunes, key=lambda t: hashlib.sha256(f"finetune:{t[0]}".encode()).digest())
-    n_valid = min(len(order) - 1, max(1, round(share * len(order))))
-    return [t for _, t in order[n_valid:]], [t for _, t in order[:n_valid]]
+def split(tunes: list[tuple[str, np.ndarray]], share: float) -> tuple[list[np.ndarray], list[np.ndarray], str]:
+    """(train, valid, by what): from BY_FILE usable files on, the ``share`` of the files whose
+    names hash lowest (all their pieces); with fewer files (one long session), the ``share``
+    of the pieces whose ids hash lowest. At least one held out, at least one kept."""
+    files = sorted({tune_id.rsplit("#", 1)[0] for tune_id, _ in tunes})
+    by_file = len(files) >= BY_FILE
+    units = files if by_file else [tune_id for tune_id, _ in tunes]
+    order = sorted(units, key=lambda u: hashlib.sha256(f"finetune:{Path(u).name if by_file else u}".encode()).digest())
+    held = set(order[:min(len(order) - 1, max(1, round(share * len(order))))])
+    key = (lambda tune_id: tune_id.rsplit("#", 1)[0]) if by_file else (lambda tune_id: tune_id)
+    return ([t for i, t in tunes if key(i) not in held], [t for i, t in tunes if key(i) in held],
+            "files" if by_file else "pieces")
 
 
 def n_notes(tunes: list[np.ndarray]) -> int:
@@ -244,7 +253,7 @@ def finetune(args: argparse.Namespace) -> dict:
         raise JamError(f"only {len(tunes)} usable melod{'y' if len(tunes) == 1 else 'ies'} in "
                        f"{len(files)} file(s); fine-tuning needs at least 2 (one is held out): "
                        "give more or longer files")
-    train_tunes, valid_tunes = split(tunes, args.valid_share)
+    train_tunes, valid_tunes, held_by = split(tunes, args.valid_share)
     valid_notes = n_notes(valid_tunes)
     if valid_notes < SMALL_VALID_NOTES or len(valid_tunes) < 2:
         print(f"finetune: warning: the held-out part is tiny ({len(valid_tunes)} piece(s), {valid_notes} "
@@ -253,7 +262,7 @@ def finetune(args: argparse.Namespace) -> dict:
     before = bits(evaluate(model, valid_tunes, device))
     if not args.quiet:
         print(f"finetune: {len(files)} files, {len(train_tunes)} training pieces ({n_notes(train_tunes)} notes), "
-              f"{len(valid_tunes)} held out ({valid_notes} notes); base {base_path.name}: "
+              f"{len(valid_tunes)} held out ({valid_notes} notes, whole {held_by}); base {base_path.name}: "
               f"{before['bits_per_note']:.4f} bits/note held out", flush=True)
 
     torch.manual_seed(args.seed)
@@ -302,7 +311,7 @@ def finetune(args: argparse.Namespace) -> dict:
         "base": base_path.name, "base_sources": base_meta.get("jam.data.sources", ""),
         "base_sha256": hashlib.sha256(base_path.read_bytes()).hexdigest(),
         "files": len(files), "pieces": len(tunes), "train_pieces": len(train_tunes),
-        "valid_pieces": len(valid_tunes), "valid_notes": valid_notes,
+        "valid_pieces": len(valid_tunes), "valid_notes": valid_notes, "held_out_by": held_by,
         "valid_bits_per_note_before": round(before["bits_per_note"], 4),
         "valid_bits_per_note_after": round(after["bits_per_note"], 4),
         "lr": args.lr, "steps": step, "best_step": best_step, "seconds": seconds,
@@ -315,6 +324,7 @@ def finetune(args: argparse.Namespace) -> dict:
                          "transpose": args.transpose, "seed": args.seed, "finetuned_from": base_path.name})
     meta.update({
         "jam.data.sources": ",".join(sources),
+        "jam.data.sha256": hashlib.sha256(b"".join(t.tobytes() for _, t in tunes)).hexdigest(),
         "jam.train.config": json.dumps(train_config, sort_keys=True),
         "jam.finetune": json.dumps(finetune_info, sort_keys=True),
         "jam.finetune.base": base_path.name,
@@ -368,11 +378,11 @@ def build_parser() -> Parser:
                         help="ONNX file to write (its folder is created)")
     parser.add_argument("--force", action="store_true", help="replace an existing output file")
     parser.add_argument("--lr", type=positive(float), default=3e-4, help="Adam learning rate")
-    parser.add_argument("--steps", type=positive(int), default=600, help="most optimizer steps")
+    parser.add_argument("--steps", type=positive(int), default=2000, help="most optimizer steps")
     parser.add_argument("--batch", type=positive(int), default=8, help="windows per step")
     parser.add_argument("--eval-every", type=positive(int), default=25,
                         help="score the held-out part every N steps")
-    parser.add_argument("--patience", type=positive(int), default=4,
+    parser.add_argument("--patience", type=positive(int), default=8,
                         help="stop after this many held-out scores without gain")
     parser.add_argument("--valid-share", type=positive(float), default=VALID_SHARE,
                         help="share of the pieces held out (at least one)")

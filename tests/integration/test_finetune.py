@@ -120,3 +120,24 @@ def test_misuse_is_a_one_line_error_and_writes_nothing(tmp_path):
 
     assert not out.exists()
     assert sorted(p.name for p in folder.iterdir()) == before
+
+
+def test_held_out_part_is_whole_files_or_pieces_of_one_long_session():
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    from finetune import pieces, split
+
+    long = np.arange(2000) % 100
+    cut = pieces(list(long))
+    assert len(cut) == 4 and sum(p.size for p in cut) == 2000 and all(p.size % 2 == 0 for p in cut)
+    session = [(f"/s/evening.mid#{k}", p) for k, p in enumerate(cut)]
+    train, valid, by = split(session, 0.2)
+    assert by == "pieces" and len(valid) == 1 and len(train) == 3
+
+    many = [(f"/m/f{f}.mid#{k}", np.full(10, f * 10 + k)) for f in range(10) for k in range(3)]
+    train, valid, by = split(many, 0.2)
+    assert by == "files" and len(valid) == 6 and len(train) == 24
+    held = {int(t[0]) // 10 for t in valid}
+    assert len(held) == 2 and not held & {int(t[0]) // 10 for t in train}
+    assert split(many, 0.2)[1][0][0] == valid[0][0]  # deterministic
