@@ -261,7 +261,7 @@ def finetune(args: argparse.Namespace) -> dict:
     device = torch.device("cpu")
     before = bits(evaluate(model, valid_tunes, device))
     if not args.quiet:
-        print(f"finetune: {len(files)} files, {len(train_tunes)} training pieces ({n_notes(train_tunes)} notes), "
+        print(f"finetune: {len(files)} file{'s' if len(files) != 1 else ''}, {len(train_tunes)} training pieces ({n_notes(train_tunes)} notes), "
               f"{len(valid_tunes)} held out ({valid_notes} notes, whole {held_by}); base {base_path.name}: "
               f"{before['bits_per_note']:.4f} bits/note held out", flush=True)
 
