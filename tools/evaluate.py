@@ -515,6 +515,9 @@ def model_info(model: Model, data_sha: str, data_sources: set[str], split_seed: 
         own = None
     if meta.get("jam.data.sha256") == data_sha:
         held_out = "yes (trained on this dataset)"
+    elif "jam.finetune" in meta:  # tools/finetune.py's files are not a prepared dataset's tunes
+        held_out = (f"unknown: fine-tuned on {meta.get('jam.finetune.files', 'some')} files it does "
+                    "not name; keep this test split's files out of the fine-tuning")
     elif set(sources) & data_sources:
         shared = ", ".join(sorted(set(sources) & data_sources))
         if split_seed is not None and meta.get("jam.data.split_seed") == str(split_seed):

@@ -6,11 +6,12 @@
 
 The pieces are public-domain compositions whose scores ship with music21 (none of them is
 in the data of the shipped model): string-quartet movements (Haydn, Mozart), madrigals
-(Monteverdi), songs with piano (Handel, Verdi, Liliuokalani, Johnson, Schumann) and piano
-pieces (Joplin, Mozart, Chopin, Clara Schumann). Each is written by music21 as a type-1 file
-with one named track per part; to look like files found in the wild, every fifth file is
-then turned into a type-0 file (one track, a channel per part, no part names) and every
-eighth gets a drum track on channel 10 and a tempo change halfway. ``SOURCES.txt`` lists
+(Monteverdi), songs (Handel, Verdi, Liliuokalani, Johnson, Schumann; as voice and piano,
+choir or piano arrangement) and piano pieces (Joplin, Mozart, Chopin, Clara Schumann). Each
+is written by music21 as a type-1 file with one named track per part; to look like files
+found in the wild, every fifth file is then turned into a type-0 file (one track, a channel
+per part, no part names) and every eighth gets a drum track on channel 10 and a tempo
+change halfway. ``SOURCES.txt`` lists
 where each file came from. Needs the ``train`` extra (music21).
 """
 
