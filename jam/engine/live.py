@@ -234,11 +234,9 @@ class CallMode(Mode):
                 self.echo.unsend(now, event.answer)
                 continue
             self.echo.sent(event.on - early, event.pitch, tag=event.answer)
-            scheduler.schedule(
-                ((event.on - early, mido.Message("note_on", channel=channel, note=event.pitch,
-                                                 velocity=event.velocity)),
-                 (event.off - early, mido.Message("note_off", channel=channel,
-                                                  note=event.pitch, velocity=0))),
+            scheduler.schedule(  # note-on and note-off as their bytes (nothing to convert)
+                ((event.on - early, (0x90 | channel, event.pitch, event.velocity)),
+                 (event.off - early, (0x80 | channel, event.pitch, 0))),
                 tag=event.answer)
 
     # --- controls ------------------------------------------------------------------------
@@ -550,10 +548,8 @@ class CallMode(Mode):
             at = clock.seconds(self._next_click) - early
             down = 0 if self._next_click % meter.bar_ticks == 0 else 1
             note = CLICKS[down]
-            events += [(at, mido.Message("note_on", channel=channel, note=note,
-                                         velocity=CLICK_VELOCITIES[down])),
-                       (at + CLICK_LENGTH, mido.Message("note_off", channel=channel,
-                                                        note=note, velocity=0))]
+            events += [(at, (0x90 | channel, note, CLICK_VELOCITIES[down])),
+                       (at + CLICK_LENGTH, (0x80 | channel, note, 0))]
             self.echo.sent(at, note, channel, tag=METRONOME)
             self._next_click += meter.beat_ticks
         if events:

@@ -17,6 +17,13 @@ until ``spin`` seconds before the next deadline, then spins to it and sends. An 
 more than ``late_after`` seconds after its deadline counts as late (:meth:`stats`).
 Events with equal deadlines go out in the order they were given.
 
+A message is a mido message or its bytes (a tuple, list or bytes, status byte first, as
+:meth:`mido.Message.bytes` gives them). Either way its bytes are made by the thread that
+schedules it, so the sending thread only sends: to a port of mido's rtmidi backend it
+calls python-rtmidi's ``send_message`` with them (the port's ``_rt``), skipping mido;
+to any other port (a test double) it calls ``port.send`` with a mido message. The note
+tracker reads the bytes too.
+
 A port that goes away (a pulled cable) never stops the thread: :meth:`replace_port` with
 None drops every message from then on, a send that raises is dropped too, both counted
 (``dropped`` in :meth:`stats`), and a dropped message does not change the note tracker, so
@@ -44,7 +51,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Hashable, Iterable
+from typing import Any, Callable, Hashable, Iterable, Sequence
 
 import mido
 
@@ -55,11 +62,25 @@ log = logging.getLogger(__name__)
 REALTIME_PRIORITY = 50
 LATE_AFTER = 0.001  # s after its deadline: an event sent later counts as late
 STUCK_AFTER = 1.0  # s: due work waiting this long with no turn of the loop means stuck
+SPIN = 0.001  # s before a deadline: the thread stops sleeping and spins to it
 
 _CANCEL = "cancel"
 _PANIC = "panic"
 _SILENCE = "silence"  # the panic sequence on a new port; pending events stay
 _CLOCK_STOP = "clock stop"  # MIDI Stop on the clock port (at close)
+
+
+Message = mido.Message
+Bytes = Sequence[int]  # a message's bytes: tuple, list or bytes, status byte first
+STOP = (0xFC,)  # MIDI Stop (system real-time)
+
+
+def raw_sender(port: Any) -> Callable[[Bytes], None] | None:
+    """python-rtmidi's ``send_message`` behind a port of mido's rtmidi backend (its
+    ``_rt``), else None (the port is sent mido messages with ``port.send``)."""
+    if port is None or not type(port).__module__.startswith("mido.backends.rtmidi"):
+        return None
+    return getattr(getattr(port, "_rt", None), "send_message", None)
 
 
 @dataclass(frozen=True)
@@ -79,11 +100,13 @@ class Scheduler:
     """Owns ``port`` (anything with ``send(message)``) and sends at absolute deadlines."""
 
     def __init__(self, port: Any, *, clock: Callable[[], float] = time.monotonic,
-                 spin: float = 0.001, late_after: float = LATE_AFTER, keep_lateness: int = 0,
+                 spin: float = SPIN, late_after: float = LATE_AFTER, keep_lateness: int = 0,
                  realtime: bool = True, clock_port: Any = None,
                  on_error: Callable[[BaseException], None] | None = None) -> None:
         self.port = port
         self.clock_port = clock_port
+        self._raw = raw_sender(port)  # python-rtmidi's send_message of the port, if it has one
+        self._raw_clock = raw_sender(clock_port)
         self.sent_log: deque[tuple[mido.Message, float]] | None = None
         self._clock_sent = False  # something went to the clock port (Stop at close)
         self.tracker = NoteTracker()
@@ -94,7 +117,8 @@ class Scheduler:
         self._want_realtime = realtime
         self._on_error = on_error
         self._cond = threading.Condition()
-        self._heap: list[tuple[float, int, mido.Message, Hashable | None, Any]] = []
+        # (deadline, order, bytes, tag, port (None: the output), the mido message or None)
+        self._heap: list[tuple[float, int, Bytes, Hashable | None, Any, Message | None]] = []
         self._order = itertools.count()
         self._commands: deque[tuple[str, Hashable | None]] = deque()
         self._stopping = False
@@ -112,21 +136,29 @@ class Scheduler:
 
     # --- any thread -------------------------------------------------------------------
 
-    def send_at(self, deadline: float, message: mido.Message,
+    def send_at(self, deadline: float, message: Message | Bytes,
                 tag: Hashable | None = None) -> None:
         """Send ``message`` at ``deadline``; ``tag`` groups events for :meth:`cancel`."""
         self.schedule(((deadline, message),), tag)
 
-    def send_now(self, message: mido.Message, tag: Hashable | None = None) -> None:
+    def send_now(self, message: Message | Bytes, tag: Hashable | None = None) -> None:
         self.schedule(((self._clock(), message),), tag)
 
-    def schedule(self, events: Iterable[tuple[float, mido.Message]],
+    def schedule(self, events: Iterable[tuple[float, Message | Bytes]],
                  tag: Hashable | None = None, port: Any = None) -> None:
-        """Queue several (deadline, message) events under one tag; ``port`` None: the
-        output port, else :attr:`clock_port`."""
+        """Queue several (deadline, message) events under one tag; a message is a mido
+        message or its bytes; ``port`` None: the output port, else :attr:`clock_port`."""
+        queued = []
+        for deadline, message in events:  # the bytes are made here, not in the sending thread
+            to_bytes = getattr(message, "bytes", None)
+            if to_bytes is None:
+                queued.append((deadline, message, None))
+            else:
+                queued.append((deadline, to_bytes(), message))
         with self._cond:
-            for deadline, message in events:
-                heapq.heappush(self._heap, (deadline, next(self._order), message, tag, port))
+            for deadline, data, message in queued:
+                heapq.heappush(self._heap, (deadline, next(self._order), data, tag, port,
+                                            message))
             self._cond.notify()
 
     def cancel(self, tag: Hashable) -> None:
@@ -168,6 +200,7 @@ class Scheduler:
         with self._cond:
             with self._port_lock:
                 self.port = port
+                self._raw = raw_sender(port)
                 self._send_failed = False
             if port is not None:
                 self._commands.append((_SILENCE, None))
@@ -220,6 +253,9 @@ class Scheduler:
             self._thread.join(timeout)
         else:
             self.run_due(self._clock())
+        if self._thread is None or not self._thread.is_alive():
+            # let go of python-rtmidi's objects: mido deletes a virtual port's with the port
+            self._raw = self._raw_clock = None
 
     # --- the scheduler thread -----------------------------------------------------------
 
@@ -233,23 +269,23 @@ class Scheduler:
                 command, tag = self._commands.popleft()
             if command == _PANIC or command == _SILENCE:
                 for message in panic_sequence(self.tracker):
-                    self._send(message)
+                    self._send(message.bytes(), message)
                 self.tracker.clear()
             elif command == _CLOCK_STOP:
                 if self._clock_sent:
-                    self._send(mido.Message("stop"), to=self.clock_port)
+                    self._send(STOP, None, to=self.clock_port)
             else:
                 for message in note_offs(self.tracker.owned_by(tag)):
-                    self._send(message)
+                    self._send(message.bytes(), message)
         heap = self._heap
         while True:
             with self._cond:
                 if not heap or heap[0][0] > now:
                     return heap[0][0] if heap else None
-                deadline, _, message, tag, to = heapq.heappop(heap)
-            self._send(message, tag, deadline, to)
+                deadline, _, data, tag, to, message = heapq.heappop(heap)
+            self._send(data, message, tag, deadline, to)
 
-    def _send(self, message: mido.Message, tag: Hashable | None = None,
+    def _send(self, data: Bytes, message: Message | None, tag: Hashable | None = None,
               deadline: float | None = None, to: Any = None) -> None:
         now = self._clock()
         with self._port_lock:
@@ -259,7 +295,11 @@ class Scheduler:
                 return
             self._sending_since = now
             try:
-                port.send(message)
+                raw = self._raw if to is None else self._raw_clock
+                if raw is not None:
+                    raw(data)
+                else:
+                    port.send(message if message is not None else mido.Message.from_bytes(data))
             except Exception as err:  # noqa: BLE001 - a port that went away never stops us
                 self._dropped += 1
                 if not self._send_failed:
@@ -270,9 +310,10 @@ class Scheduler:
             finally:
                 self._sending_since = None
         if to is None:
-            self.tracker.update(message, tag)
+            self.tracker.update_bytes(data, tag)
             if self.sent_log is not None:
-                self.sent_log.append((message, now))
+                self.sent_log.append((message if message is not None
+                                      else mido.Message.from_bytes(data), now))
         else:
             self._clock_sent = True
         self._sent += 1

@@ -1,6 +1,7 @@
 """What is sounding (16 channels x 128 notes) and the panic message sequence. Pure: no ports.
 
-A :class:`NoteTracker` is fed every message that goes out and always knows which notes a
+A :class:`NoteTracker` is fed every message that goes out (a mido message, or its bytes
+with :meth:`NoteTracker.update_bytes`) and always knows which notes a
 synth is holding, who sent each (an owner tag, e.g. an answer id) and which channels were
 used. :func:`panic_sequence` then gives the messages that silence everything: a note-off
 for each sounding note, then :func:`silence_messages` (sustain off (CC64=0), all notes off
@@ -9,7 +10,7 @@ for each sounding note, then :func:`silence_messages` (sustain off (CC64=0), all
 
 from __future__ import annotations
 
-from typing import Hashable, Iterable, Iterator
+from typing import Hashable, Iterable, Iterator, Sequence
 
 import mido
 
@@ -44,6 +45,19 @@ class NoteTracker:
         elif not hasattr(message, "channel"):
             return
         self._used |= 1 << message.channel
+
+    def update_bytes(self, data: Sequence[int], owner: Hashable | None = None) -> None:
+        """:meth:`update` for a message given as its bytes (status byte first), as the
+        scheduler sends them: no message object is needed."""
+        status = data[0]
+        if status >= 0xF0:  # system messages have no channel
+            return
+        kind, channel = status & 0xF0, status & 0x0F
+        if kind == 0x90 and data[2] > 0:
+            self._owners[channel * NOTES + data[1]] = owner
+        elif kind == 0x90 or kind == 0x80:
+            self._owners.pop(channel * NOTES + data[1], None)
+        self._used |= 1 << channel
 
     def is_sounding(self, channel: int, note: int) -> bool:
         return channel * NOTES + note in self._owners

@@ -214,3 +214,50 @@ def test_an_error_in_the_thread_is_reported_to_the_owner():
     scheduler.send_now(on(60))
     assert reported.wait(5)
     assert "clock broke" in str(errors[0])
+
+
+class RawRt:
+    """python-rtmidi's MidiOut as far as the scheduler uses it."""
+
+    def __init__(self):
+        self.sent = []
+
+    def send_message(self, data):
+        self.sent.append(tuple(data))
+
+
+class RtmidiBackendPort:
+    """A port of mido's rtmidi backend: the scheduler sends through its ``_rt``."""
+
+    __module__ = "mido.backends.rtmidi"
+
+    def __init__(self):
+        self._rt = RawRt()
+
+    def send(self, message):  # pragma: no cover - must not be used
+        raise AssertionError("mido's send was used")
+
+
+def test_a_rtmidi_port_gets_the_bytes_and_the_tracker_follows_them(clock):
+    port = RtmidiBackendPort()
+    scheduler = Scheduler(port, clock=clock)
+    scheduler.sent_log = []
+    t = clock.now
+    scheduler.schedule([(t, (0x92, 60, 90)), (t, on(64)), (t + 1, (0x82, 60, 0))], tag="a")
+    scheduler.run_due(t)
+    assert port._rt.sent == [(0x92, 60, 90), (0x90, 64, 90)]
+    assert scheduler.tracker.sounding() == [(0, 64), (2, 60)]
+    assert scheduler.tracker.owned_by("a") == [(0, 64), (2, 60)]
+    assert [(m.type, m.channel, m.note) for m, _ in scheduler.sent_log] == [
+        ("note_on", 2, 60), ("note_on", 0, 64)]
+    scheduler.cancel("a")  # the pending note-off goes; both notes end now
+    scheduler.run_due(t)
+    assert sorted(port._rt.sent[2:]) == [(0x80, 64, 0), (0x82, 60, 0)]
+    assert scheduler.tracker.sounding() == []
+
+
+def test_bytes_reach_a_plain_port_as_mido_messages(clock, port):
+    scheduler = Scheduler(port, clock=clock)
+    scheduler.send_at(clock.now, (0x91, 62, 70))
+    scheduler.run_due(clock.now)
+    assert port.messages() == [mido.Message("note_on", channel=1, note=62, velocity=70)]
