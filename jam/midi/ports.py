@@ -4,8 +4,9 @@ decoding of input.
 Built on python-rtmidi. :class:`MidiSystem` holds the public methods and their checks (name
 matching, virtual-port support, one-line :class:`JamError` messages); :class:`RtMidiSystem`
 does the I/O. Outputs are mido ports (mido's rtmidi backend). Inputs are our own
-(:class:`PolledInput` for JACK, :class:`CallbackInput` for the other APIs): both hand each
-event rtmidi delivers to an :class:`InputDecoder` (:func:`decode_event`), which never raises,
+(:class:`PipedInput` for JACK, :class:`CallbackInput` for the other APIs, and
+:class:`PolledInput`, which reads rtmidi's queue): each hands every event rtmidi delivers to
+an :class:`InputDecoder` (:func:`decode_event`), which never raises,
 so no input can stop jam; bytes that form no message are dropped and counted (``dropped``,
 and a debug log line each). :func:`choose_api`, :func:`match_port`, :func:`decode_event` and
 :class:`InputDecoder` need no MIDI system.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import select
 import sys
 import threading
 import time
@@ -41,6 +43,7 @@ IDLE_POLL_INTERVAL = 0.002  # s between looks after IDLE_POLLS empty looks (~1 s
 IDLE_POLLS = 2000
 QUEUE_LIMIT = 8192  # messages rtmidi may hold for a PolledInput
 OUTPUT_DRAIN = 0.1  # s an output stays open after its last message (see close_output)
+INPUT_PRIORITY = 45  # SCHED_FIFO priority of a PipedInput's reading thread, where permitted
 
 SYSEX_START, SYSEX_END = 0xF0, 0xF7
 # status byte -> message length in bytes, for every status but sysex (its end is F7); the
@@ -384,13 +387,14 @@ class PolledInput(RtMidiInput):
     """Events are read by a Python thread from rtmidi's queue; ``callback(message)`` runs on
     that thread.
 
-    Used for JACK: with a callback, python-rtmidi runs Python code (waiting for the GIL)
-    inside JACK's process callback; when that makes the client late, an async JACK server
-    hands it stale or missing events. Measured here (2,000 messages through a thru client
-    on a loaded 2-core machine): 5 of 6 runs with callbacks received runs of repeated
-    messages, 0 of 5 with polling. Polling keeps JACK's thread free of Python, at the cost
-    of up to :data:`POLL_INTERVAL` of added latency (:data:`IDLE_POLL_INTERVAL` for the
-    first message after about a second of silence, which keeps idle CPU use low).
+    jam read JACK input this way before :class:`PipedInput`: with a callback, python-rtmidi
+    runs Python code (waiting for the GIL) inside JACK's process callback; when that makes
+    the client late, an async JACK server hands it stale or missing events. Measured here
+    (2,000 messages through a thru client on a loaded 2-core machine): 5 of 6 runs with
+    callbacks received runs of repeated messages, 0 of 5 with polling. Polling keeps JACK's
+    thread free of Python, at the cost of up to :data:`POLL_INTERVAL` of added latency
+    (:data:`IDLE_POLL_INTERVAL` for the first message after about a second of silence) and
+    of a wake-up every one of those intervals, idle or not. Kept as a plain listener.
     """
 
     def _start(self) -> None:
@@ -416,11 +420,166 @@ class PolledInput(RtMidiInput):
             self._thread.join(1.0)
 
 
+class PipedInput(RtMidiInput):
+    """A JACK input owned by a small process of its own (:mod:`jam.midi.jack_input`, only
+    python-rtmidi imported): its rtmidi callback runs in JACK's process thread and writes
+    each event to a pipe at once; a thread here blocks on that pipe and hands the events on,
+    so ``callback(message)`` runs on that thread.
+
+    Why: a callback in jam's own process waits for the GIL while the engine or the
+    scheduler runs Python, and the late client gets repeated or missing events from an
+    async JACK server; polling rtmidi's queue instead (:class:`PolledInput`) costs a wake-up
+    every 0.5-2 ms, idle or not, and up to that much latency. In the helper process no
+    other thread runs Python, so its callback never waits, and nothing polls: an idle input
+    costs nothing here. The reading thread runs SCHED_FIFO at :data:`INPUT_PRIORITY` where
+    permitted (below the scheduler thread's 50; :attr:`realtime` says what it got): at
+    normal priority a loaded machine kept it from running for milliseconds. The helper ends
+    when this port closes or jam ends (its stdin closes), whatever signal jam gets. A helper
+    that ends by itself is logged once: its port is gone, as an unplugged device's would be.
+    """
+
+    HELPER = Path(__file__).with_name("jack_input.py")
+    START_TIMEOUT = 10.0  # s for the helper to open its port
+
+    def __init__(self, api: str, name: str, virtual: bool,
+                 callback: Callable[[mido.Message], None],
+                 client_name: str | None = None) -> None:
+        import struct
+        import subprocess
+
+        import rtmidi
+
+        if api != "jack":
+            raise ValueError("PipedInput is for JACK only")
+        self.name = name
+        self.closed = True
+        self.lost = 0  # events the helper dropped because this side did not read
+        self.realtime = "not started"  # the reading thread's scheduling, once it runs
+        self._decoder = InputDecoder(callback, name)
+        self._record = struct.Struct("<cdI")
+        site = str(Path(rtmidi.__file__).resolve().parent.parent)
+        self._process = subprocess.Popen(
+            [sys.executable, "-I", "-S", str(self.HELPER), site, client_name or CLIENT_NAME,
+             name, "1" if virtual else "0"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            close_fds=True)
+        assert self._process.stdout is not None and self._process.stderr is not None
+        ready = select.select([self._process.stdout], [], [], self.START_TIMEOUT)[0]
+        if not ready or self._process.stdout.read(1) != b"R":
+            self._end(kill=not ready)
+            reason = self._process.stderr.read().decode("utf-8", "replace").strip()
+            raise OSError(reason.splitlines()[-1] if reason else
+                          f"cannot open input {name!r}: its JACK client did not start")
+        self._process.stderr.close()
+        self.closed = False
+        self._thread = threading.Thread(target=self._read, name="jam-midi-in", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        try:  # a message waits for this thread only as long as the scheduler thread waits
+            os.sched_setscheduler(threading.get_native_id(), os.SCHED_FIFO,
+                                  os.sched_param(INPUT_PRIORITY))
+            self.realtime = f"SCHED_FIFO priority {INPUT_PRIORITY}"
+        except (AttributeError, OSError) as err:  # not Linux, or not permitted
+            self.realtime = f"normal scheduling ({getattr(err, 'strerror', None) or err})"
+        log.debug("input '%s': reading thread %s", self.name, self.realtime)
+        stream, feed, record = self._process.stdout, self._decoder.feed, self._record
+        size = record.size
+        while True:
+            head = stream.read(size)
+            if len(head) < size:
+                break
+            kind, _, length = record.unpack(head)
+            if kind == b"d":
+                self.lost += length
+                continue
+            feed(list(stream.read(length)))
+        if not self.closed:
+            log.warning("input '%s': its JACK client ended (exit %s); jam hears nothing "
+                        "from it", self.name, self._process.poll())
+
+    def _end(self, kill: bool = False) -> None:
+        process = self._process
+        if process.stdin is not None and not process.stdin.closed:
+            process.stdin.close()  # the helper's cue to close its port and end
+        if kill:
+            process.kill()
+        try:
+            process.wait(2.0)
+        except Exception:  # noqa: BLE001 - subprocess.TimeoutExpired: it is stuck
+            process.kill()
+            process.wait(2.0)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._end()
+        if self._thread is not threading.current_thread():
+            self._thread.join(1.0)
+        if self._process.stdout is not None:
+            self._process.stdout.close()
+
+
+class JackPorts:
+    """Lists JACK's MIDI ports through a JACK client that is never activated (libjack via
+    ctypes): an activated client, such as python-rtmidi's, is woken every JACK cycle
+    (about 0.35 % of a core each at 64 frames on a 2-core machine), and jam keeps its
+    listing client for the whole run. Raises OSError when no server answers."""
+
+    INPUT, OUTPUT = 0x1, 0x2  # JackPortIsInput, JackPortIsOutput
+    MIDI = b"8 bit raw midi"  # JACK_DEFAULT_MIDI_TYPE
+
+    def __init__(self, client_name: str) -> None:
+        import ctypes
+        import ctypes.util
+
+        self._ctypes = ctypes
+        lib = ctypes.CDLL(ctypes.util.find_library("jack") or "libjack.so.0")
+        lib.jack_client_open.restype = ctypes.c_void_p
+        lib.jack_client_open.argtypes = [ctypes.c_char_p, ctypes.c_int,
+                                         ctypes.POINTER(ctypes.c_int)]
+        lib.jack_get_ports.restype = ctypes.POINTER(ctypes.c_char_p)
+        lib.jack_get_ports.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p,
+                                       ctypes.c_ulong]
+        lib.jack_free.argtypes = [ctypes.c_void_p]
+        lib.jack_client_close.argtypes = [ctypes.c_void_p]
+        status = ctypes.c_int(0)
+        no_start_server = 0x01
+        self._client = lib.jack_client_open(client_name.encode(), no_start_server,
+                                            ctypes.byref(status))
+        if not self._client:
+            raise OSError(f"cannot connect to a JACK server (status 0x{status.value:x})")
+        self._lib = lib
+
+    def names(self, kind: str) -> list[str]:
+        """Ports jam can read from (``input``: JACK output ports) or send to (``output``)."""
+        if self._client is None:
+            return []
+        flags = self.OUTPUT if kind == "input" else self.INPUT
+        found = self._lib.jack_get_ports(self._client, None, self.MIDI, flags)
+        if not found:
+            return []
+        names = []
+        i = 0
+        while found[i] is not None:
+            names.append(found[i].decode("utf-8", "replace"))
+            i += 1
+        self._lib.jack_free(self._ctypes.cast(found, self._ctypes.c_void_p))
+        return names
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._lib.jack_client_close(self._client)
+            self._client = None
+
+
 class RtMidiSystem(MidiSystem):
     """The MIDI system of python-rtmidi: inputs are :class:`RtMidiInput` ports, outputs come
-    from mido's rtmidi backend. Port lists come from two long-lived clients (a client per
+    from mido's rtmidi backend. Port lists come from long-lived clients (a client per
     listing would churn clients: ALSA runs out of them, and a JACK server busy with a
-    closing client can refuse the next one)."""
+    closing client can refuse the next one): two of python-rtmidi's, or for JACK one
+    :class:`JackPorts` client that is never activated."""
 
     def __init__(self, api: str) -> None:
         import rtmidi
@@ -428,6 +587,11 @@ class RtMidiSystem(MidiSystem):
         super().__init__(api)
         self._backend = mido.Backend(f"mido.backends.rtmidi/{RTMIDI_APIS[api]}", load=True)
         rtapi = _rtmidi_api(api)
+        self._jack: JackPorts | None = None
+        self._listers: dict = {}
+        if api == "jack":
+            self._jack = JackPorts(f"{CLIENT_NAME} ports")
+            return
         self._listers = {"input": rtmidi.MidiIn(rtapi, name=f"{CLIENT_NAME} ports")}
         try:
             self._listers["output"] = rtmidi.MidiOut(rtapi, name=f"{CLIENT_NAME} ports")
@@ -451,7 +615,7 @@ class RtMidiSystem(MidiSystem):
         with _quiet_stderr():
             try:
                 return cls(api)
-            except rtmidi.RtMidiError as err:
+            except (rtmidi.RtMidiError, OSError) as err:
                 failure = err
         detail = " ".join(str(failure).split())
         if requested == "auto" and api == "jack":
@@ -465,13 +629,17 @@ class RtMidiSystem(MidiSystem):
         for lister in self._listers.values():
             lister.delete()
         self._listers.clear()
+        if self._jack is not None:
+            self._jack.close()
 
     def _names(self, kind: str) -> list[str]:
+        if self._jack is not None:
+            return list(dict.fromkeys(self._jack.names(kind)))
         return list(dict.fromkeys(self._listers[kind].get_ports()))
 
     def _open_input(self, name: str, virtual: bool,
                     callback: Callable[[mido.Message], None]) -> RtMidiInput:
-        reader = PolledInput if self.api == "jack" else CallbackInput
+        reader = PipedInput if self.api == "jack" else CallbackInput
         return reader(self.api, name, virtual, callback)
 
     def _open_output(self, name: str, virtual: bool) -> mido.ports.BaseOutput:

@@ -18,7 +18,7 @@ import mido
 import pytest
 import rtmidi
 
-from jam.midi.ports import CallbackInput, PolledInput
+from jam.midi.ports import CallbackInput, PipedInput, PolledInput
 
 MALFORMED = [
     [0xF1],  # MTC quarter frame without its data byte (mido's decoder: IndexError)
@@ -132,7 +132,7 @@ def test_malformed_input_is_dropped_counted_and_the_next_call_is_answered(
     assert last[0].endswith(f" dropped {DROPPED + probes} malformed input messages"), last[0]
 
 
-@pytest.mark.parametrize("kind", [PolledInput, CallbackInput])
+@pytest.mark.parametrize("kind", [PipedInput, PolledInput, CallbackInput])
 def test_both_input_ports_decode_through_the_guard(kind, raw_out):
     received = []
     client = f"in-{uuid.uuid4().hex[:6]}"

@@ -1,0 +1,65 @@
+"""jam's JACK side without polling: the input port belongs to a helper process that ends
+with jam however jam ends, and the port lists come from a JACK client that is never
+activated, listing what python-rtmidi lists."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import rtmidi
+
+from jackrig import JamProcess, wait_for
+from jam.midi.ports import JackPorts
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_the_port_lists_are_python_rtmidis(keyboard, synth):
+    lister = JackPorts("jam-test-ports")
+    rt_in = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="jam-test-in")
+    rt_out = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="jam-test-out")
+    try:
+        assert lister.names("input") == rt_in.get_ports()
+        assert lister.names("output") == rt_out.get_ports()
+        assert keyboard.full_name in lister.names("input")
+        assert synth.full_name in lister.names("output")
+    finally:
+        rt_in.delete()
+        rt_out.delete()
+        lister.close()
+    assert lister.names("input") == []  # closed: nothing to list with
+
+
+def test_the_input_helper_ignores_stop_signals_and_ends_with_jam(jam_env):
+    jam = JamProcess(["--api", "jack", "--mode", "thru"], jam_env)
+    try:
+        jam.wait_ready()
+        helpers = children(jam.process.pid)
+        assert len(helpers) == 1, helpers
+        helper = helpers[0]
+        assert "jack_input.py" in Path(f"/proc/{helper}/cmdline").read_text()
+        os.kill(helper, signal.SIGINT)  # what a terminal's Ctrl-C sends the whole group
+        os.kill(helper, signal.SIGTERM)
+        time.sleep(0.3)
+        assert alive(helper)
+        jam.process.kill()  # SIGKILL: no cleanup in jam at all
+        jam.wait()
+        assert wait_for(lambda: not alive(helper), 5), "the helper outlived jam"
+    finally:
+        jam.kill()
