@@ -121,17 +121,19 @@ def soak(jam: JamProcess, player_port, synth, seconds: float, rate: float = 20.0
     next_sample = began + sample
     pulse = start  # the player keeps this pulse: every call starts on one of its beats
     unanswered: list[int] = []
+    barging = False  # the next call barges into an answer
     while start + BAR < began + seconds:
         end = player.call(start)
         calls.append((start, end))
+        barge_ins += barging
         # the player listens for the answer (due on the next beat after a beat of silence)
         heard = first_note_after(synth, end, timeout=3 * BEAT + 1.0)
         if heard is None:
             unanswered.append(len(calls))
             heard = end + BEAT
-        if len(calls) % barge_every == 0:
+        barging = len(calls) % barge_every == 0
+        if barging:
             start = on_pulse(pulse, heard + BEAT)  # barge in a beat into the answer
-            barge_ins += 1
         else:
             start = on_pulse(pulse, heard + BAR + BEAT)  # after the answer and a rest
         now = time.monotonic()

@@ -461,5 +461,7 @@ def test_soak_answers_every_call_and_leaves_no_note_sounding(sync_rig):
     assert result["calls_without_an_answer"] == [], (result, jam.stderr[-3000:])
     assert result["answers_heard"] == result["calls"], (result, jam.stderr[-3000:])
     assert result["jam"]["input_received"] == result["messages_sent"], result
+    assert (result["jam"]["calls"], result["jam"]["barge_ins"]) == (
+        result["calls"], result["barge_ins_played"]), result  # jam heard them as played
     assert result["lost_between_jam_and_the_synth"] == 0, result
     no_traceback(jam)
