@@ -8,9 +8,11 @@ played before the flood: with ``--tempo fixed`` jam keeps the session's beat) it
 2-bar call at 120 BPM and records jam's answer. Reported:
 
 - messages sent; how many a recorder connected straight to the keyboard got (what JACK
-  delivered to a client: the wire); how many jam's input received (its last line) and
-  how many rtmidi's queue refused (``MidiInJack: message queue limit reached`` lines on
-  jam's stderr; python-rtmidi itself reports no count); jam's malformed-input count;
+  delivered to a client: the wire); how many jam's input received and how many it lost on
+  the way in (its last line: the JACK input's helper counts what it could not pass on),
+  and how many an rtmidi queue refused (``MidiInJack: message queue limit reached`` lines
+  on jam's stderr, one per message; python-rtmidi itself reports no count); jam's
+  malformed-input count;
 - jam's private memory (``RssAnon`` + ``RssFile``, kB) after a warm-up call, at its peak
   during the flood (sampled every 0.25 s) and after the call, with the growth;
 - the answer to the call: the first note's distance from the call's beat and the worst
@@ -49,7 +51,7 @@ PHRASE = [(0, 1, 60), (1, 1, 62), (2, 0.5, 64), (2.5, 0.5, 65), (3, 1, 67), (4, 
 HELD = 0.9
 STOPPING = re.compile(r"sent (\d+) messages, (\d+) late by > [\d.]+ ms, worst ([\d.]+) ms, "
                       r"(\d+) dropped while the output was gone; received (\d+) input "
-                      r"messages; dropped (\d+) malformed")
+                      r"messages(?:, lost (\d+) on the way in)?; dropped (\d+) malformed")
 CALLS = re.compile(r"(\d+) calls, (\d+) answers, (\d+) barge-ins, (\d+) answers ended early")
 QUEUE_FULL = "message queue limit reached"
 
@@ -208,10 +210,10 @@ def stop_figures(jam: JamProcess) -> dict:
     figures: dict = {}
     for line in jam.lines:
         if (found := STOPPING.search(line)) is not None:
-            sent, late, worst, gone, received, malformed = found.groups()
+            sent, late, worst, gone, received, lost, malformed = found.groups()
             figures.update(sent=int(sent), late_sends=int(late), worst_send_ms=float(worst),
                            dropped_output_gone=int(gone), input_received=int(received),
-                           malformed_input=int(malformed))
+                           input_lost=int(lost or 0), malformed_input=int(malformed))
         if (found := CALLS.search(line)) is not None:
             calls, answers, barge_ins, early = map(int, found.groups())
             figures.update(calls=calls, answers=answers, barge_ins=barge_ins,
@@ -257,9 +259,10 @@ def main() -> None:
         result["jam"] = stop_figures(jam)
         flood_sent = result["flood"]["sent"]
         if "input_received" in result["jam"]:
-            # the calls' notes are input too: 2 x 9 note-ons and note-offs
-            result["jam"]["flood_lost_before_jam"] = (flood_sent + 4 * len(PHRASE)
-                                                      - result["jam"]["input_received"])
+            # the calls' notes are input too: 2 x 9 note-ons and note-offs; what jam did not
+            # receive was lost by JACK, or counted as lost or refused on jam's side
+            result["jam"]["flood_missing_at_jam"] = (flood_sent + 4 * len(PHRASE)
+                                                     - result["jam"]["input_received"])
         result["notes_at_the_synth"] = check_notes(synth.received).summary()
         result["jam_scheduler"] = next((line.split("scheduler: ")[1].split(";")[0]
                                         for line in jam.lines if "scheduler: " in line), "")

@@ -14,7 +14,8 @@ A *mode* (thru forwarding, call and response) is a :class:`Mode`. The loop calls
 
 Input that is no MIDI message (a truncated message, stray bytes) never reaches the mode: the
 input port drops and counts it (see :func:`jam.midi.ports.decode_event`), and the loop's
-last line (``stopping (...)``) says how many were dropped, and how many messages came in.
+last line (``stopping (...)``) says how many were dropped, how many messages came in and how
+many were lost on the way in (by the JACK input's helper, when jam did not read in time).
 
 A port opened by name (``--in``/``--out``) that vanishes (a pulled cable) does not stop the
 run: it is logged once, what cannot be sent is dropped and counted, and the port is opened
@@ -251,9 +252,10 @@ def run(config: Config, mode: Mode, load_config: Callable[[], Config] | None = N
         stats = scheduler.stats()
         log.info("stopping (%s): all notes off; sent %d messages, %d late by > %g ms, "
                  "worst %.2f ms, %d dropped while the output was gone; received %d input "
-                 "messages; dropped %d malformed input messages", control.reason, stats.sent,
-                 stats.late, LATE_AFTER * 1e3, stats.max_lateness * 1e3, stats.dropped,
-                 in_link.received, in_link.dropped)
+                 "messages, lost %d on the way in; dropped %d malformed input messages",
+                 control.reason, stats.sent, stats.late, LATE_AFTER * 1e3,
+                 stats.max_lateness * 1e3, stats.dropped, in_link.received, in_link.lost,
+                 in_link.dropped)
     if control.error is not None:
         raise control.error
     return 0

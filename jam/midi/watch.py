@@ -64,6 +64,7 @@ class WatchedPort:
         self._clock = clock
         self._dropped_before = 0  # input bytes dropped by ports closed earlier
         self._received_before = 0  # input messages received by ports closed earlier
+        self._lost_before = 0  # input events lost by ports closed earlier
         self._failed_name: str | None = None  # a reopen that failed (logged once)
 
     @property
@@ -79,6 +80,12 @@ class WatchedPort:
     def received(self) -> int:
         """Messages received by this port and the ones it replaced (inputs)."""
         return self._received_before + (getattr(self.port, "received", 0) if self.port else 0)
+
+    @property
+    def lost(self) -> int:
+        """Events lost before jam read them, by this port and the ones it replaced (an input
+        that can count them: the JACK input's helper process)."""
+        return self._lost_before + (getattr(self.port, "lost", 0) if self.port else 0)
 
     def find(self, names: Sequence[str]) -> str | None:
         """The listed name this port returns under, if any (see the module text)."""
@@ -132,6 +139,7 @@ class WatchedPort:
         self.gone_since = self._clock()
         self._dropped_before += getattr(port, "dropped", 0)
         self._received_before += getattr(port, "received", 0)
+        self._lost_before += getattr(port, "lost", 0)
         if self.attach is not None:
             self.attach(None)
         try:

@@ -239,7 +239,7 @@ def test_the_run_loop_answers_a_call_over_alsa_and_stops_clean(alsa, monkeypatch
     assert [m.control for _, m in received[-3:]] == [64, 123, 120]  # the shutdown's panic
     stopping = [r.getMessage() for r in caplog.records if "stopping (the test)" in r.getMessage()]
     assert len(stopping) == 1, [r.getMessage() for r in caplog.records]
-    assert stopping[0].endswith("received 8 input messages; dropped 0 malformed input "
-                                "messages")
+    assert stopping[0].endswith("received 8 input messages, lost 0 on the way in; dropped 0 "
+                                "malformed input messages")
     reader = next(p for p in inputs_of(alsa) if ("set_callback",) in p.calls)
     assert reader.calls[-3:] == [("cancel_callback",), ("close_port",), ("delete",)]

@@ -150,10 +150,11 @@ def test_a_reopen_that_fails_is_retried_and_logged_once(clock, caplog):
 
 
 class CountingInput:
-    def __init__(self, name, dropped, received=0):
+    def __init__(self, name, dropped, received=0, lost=0):
         self.name = name
         self.dropped = dropped
         self.received = received
+        self.lost = lost
         self.closed = False
 
     def close(self):
@@ -174,15 +175,15 @@ def test_an_input_keeps_the_count_of_dropped_input_across_reopens(clock):
     assert link.dropped == 5
 
 
-def test_an_input_keeps_the_count_of_received_messages_across_reopens(clock):
+def test_an_input_keeps_its_received_and_lost_counts_across_reopens(clock):
     system = ListedSystem(["kbd:out"], [])
-    link = WatchedPort("input", CountingInput("kbd:out", 0, received=40), "kbd",
-                       lambda name: CountingInput(name, 0, received=7), clock=clock)
+    link = WatchedPort("input", CountingInput("kbd:out", 0, received=40, lost=2), "kbd",
+                       lambda name: CountingInput(name, 0, received=7, lost=1), clock=clock)
     watch = PortWatch(system, [link])
     system.listed["input"] = []
     watch.poll(clock.now)
-    assert link.gone and link.received == 40
+    assert link.gone and (link.received, link.lost) == (40, 2)
     system.listed["input"] = ["kbd:out"]
     clock.now += 1
     watch.poll(clock.now)
-    assert link.received == 47
+    assert (link.received, link.lost) == (47, 3)
