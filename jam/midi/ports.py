@@ -639,7 +639,9 @@ class RtMidiSystem(MidiSystem):
 
     def _open_input(self, name: str, virtual: bool,
                     callback: Callable[[mido.Message], None]) -> RtMidiInput:
-        reader = PipedInput if self.api == "jack" else CallbackInput
+        # JACK: the polled input. The piped helper process (PipedInput) reordered and
+        # repeated messages in the 1000-note thru test; it stays off until that is fixed.
+        reader = PolledInput if self.api == "jack" else CallbackInput
         return reader(self.api, name, virtual, callback)
 
     def _open_output(self, name: str, virtual: bool) -> mido.ports.BaseOutput:
