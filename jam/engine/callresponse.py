@@ -38,7 +38,7 @@ import numpy as np
 
 from jam.config import default_config
 from jam.engine.clock import Clock, TempoSource
-from jam.engine.listener import Call, Listener, PhraseDetector, window, cut
+from jam.engine.listener import Call, Listener, PhraseDetector, cut, window
 from jam.generators.base import AnswerSpec, Generator
 from jam.generators.blend import BlendGenerator
 from jam.music import tokens as tk

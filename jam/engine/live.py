@@ -28,14 +28,14 @@ from jam.engine.controls import PRESET, Action, ControlMap, EchoFilter, Tapped, 
 from jam.engine.runner import Mode
 from jam.engine.scheduler import Scheduler
 from jam.engine.stage import Stage
-from jam.generators.blend import BlendGenerator
-from jam.profiles import attach_profile, save_profile
 from jam.errors import JamError
 from jam.generators.base import Generator
+from jam.generators.blend import BlendGenerator
 from jam.midi.controls import CONTINUOUS
 from jam.midi.tracker import CC_SUSTAIN
 from jam.music.meter import Meter
 from jam.music.sampling import SamplerSettings
+from jam.profiles import attach_profile, save_profile
 
 log = logging.getLogger(__name__)
 

@@ -11,10 +11,10 @@ from datetime import datetime
 import mido
 import pytest
 
+from jackrig import wait_for
 from jam.engine.clock import Clock, Pulse
 from jam.engine.recorder import SessionRecorder, TempoMap
 from jam.music.meter import Meter
-from jackrig import wait_for
 
 T0 = 7000.0
 STAMP = datetime(2026, 11, 26, 19, 55, 1)
