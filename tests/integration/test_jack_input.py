@@ -9,6 +9,7 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
 import rtmidi
 
 from jackrig import JamProcess, wait_for
@@ -46,6 +47,8 @@ def test_the_port_lists_are_python_rtmidis(keyboard, synth):
     assert lister.names("input") == []  # closed: nothing to list with
 
 
+@pytest.mark.skip(reason="jam's JACK input is the polled input until the piped helper "
+                  "passes the 1000-note thru test")
 def test_the_input_helper_ignores_stop_signals_and_ends_with_jam(jam_env):
     jam = JamProcess(["--api", "jack", "--mode", "thru"], jam_env)
     try:
