@@ -10,7 +10,7 @@ client that stamps each event with the JACK cycle that delivered it (see :class:
 :class:`JamProcess` runs ``python -m jam``.
 
 Used by the tests (``tests/conftest.py``; pytest puts ``tools/`` on ``sys.path``) and by
-``tools/bench_thru.py`` (a tool's own folder is on ``sys.path`` when it runs).
+``tools/bench.py`` (a tool's own folder is on ``sys.path`` when it runs).
 """
 
 from __future__ import annotations
@@ -305,11 +305,14 @@ def record(client_name: str, port_name: str, capacity: int = 1 << 14) -> None:
 
 
 class JamProcess:
-    """``python -m jam ARGS`` as a subprocess; stderr lines are collected as they come."""
+    """``python -m jam ARGS`` as a subprocess; stderr lines are collected as they come.
+    It runs with Python's fault handler on, so a jam that does not end in :meth:`wait`
+    gets SIGABRT and the error shows where each of its threads was."""
 
     READY = "Ctrl-C stops"  # the run loop's start-up line ends with this
 
     def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        env = {**env, "PYTHONFAULTHANDLER": "1"}
         self.process = subprocess.Popen([sys.executable, "-m", "jam", *args], env=env,
                                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, text=True)
@@ -335,7 +338,16 @@ class JamProcess:
                                  f"{self.stderr}")
 
     def wait(self, timeout: float = 15.0) -> int:
-        code = self.process.wait(timeout)
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.send_signal(signal.SIGABRT)  # the fault handler prints the stacks
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.kill()
+            self._reader.join(5)
+            raise AssertionError(f"jam did not end within {timeout} s:\n{self.stderr}")
         self._reader.join(5)
         return code
 

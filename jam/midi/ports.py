@@ -43,7 +43,7 @@ IDLE_POLL_INTERVAL = 0.002  # s between looks after IDLE_POLLS empty looks (~1 s
 IDLE_POLLS = 2000
 QUEUE_LIMIT = 8192  # messages rtmidi may hold for a PolledInput
 OUTPUT_DRAIN = 0.1  # s an output stays open after its last message (see close_output)
-INPUT_PRIORITY = 45  # SCHED_FIFO priority of a PipedInput's reading thread, where permitted
+JACK_CLOSE_WAIT = 2.0  # s jam waits for the JACK server to close its port-listing client
 
 SYSEX_START, SYSEX_END = 0xF0, 0xF7
 # status byte -> message length in bytes, for every status but sysex (its end is F7); the
@@ -431,9 +431,13 @@ class PipedInput(RtMidiInput):
     async JACK server; polling rtmidi's queue instead (:class:`PolledInput`) costs a wake-up
     every 0.5-2 ms, idle or not, and up to that much latency. In the helper process no
     other thread runs Python, so its callback never waits, and nothing polls: an idle input
-    costs nothing here. The reading thread runs SCHED_FIFO at :data:`INPUT_PRIORITY` where
-    permitted (below the scheduler thread's 50; :attr:`realtime` says what it got): at
-    normal priority a loaded machine kept it from running for milliseconds. The helper ends
+    costs nothing here. With ``priority`` the reading thread runs SCHED_FIFO at it where
+    permitted (:attr:`realtime` says what it got): jam gives it one below the priority of
+    a real-time JACK server's client threads (:meth:`JackPorts.client_priority`), so a
+    loaded machine does not keep it from running for milliseconds, as it did at normal
+    priority, and a flood of input cannot keep JACK's own threads from theirs, as it did
+    at priority 45 (an async server then repeated jam's output); with a JACK server that
+    is not real-time it stays at normal priority. The helper ends
     when this port closes or jam ends (its stdin closes), whatever signal jam gets. A helper
     that ends by itself is logged once: its port is gone, as an unplugged device's would be.
     """
@@ -443,7 +447,7 @@ class PipedInput(RtMidiInput):
 
     def __init__(self, api: str, name: str, virtual: bool,
                  callback: Callable[[mido.Message], None],
-                 client_name: str | None = None) -> None:
+                 client_name: str | None = None, priority: int | None = None) -> None:
         import struct
         import subprocess
 
@@ -454,6 +458,7 @@ class PipedInput(RtMidiInput):
         self.name = name
         self.closed = True
         self.lost = 0  # events the helper dropped because this side did not read
+        self.priority = priority
         self.realtime = "not started"  # the reading thread's scheduling, once it runs
         self._decoder = InputDecoder(callback, name)
         self._record = struct.Struct("<cdI")
@@ -476,12 +481,15 @@ class PipedInput(RtMidiInput):
         self._thread.start()
 
     def _read(self) -> None:
-        try:  # a message waits for this thread only as long as the scheduler thread waits
-            os.sched_setscheduler(threading.get_native_id(), os.SCHED_FIFO,
-                                  os.sched_param(INPUT_PRIORITY))
-            self.realtime = f"SCHED_FIFO priority {INPUT_PRIORITY}"
-        except (AttributeError, OSError) as err:  # not Linux, or not permitted
-            self.realtime = f"normal scheduling ({getattr(err, 'strerror', None) or err})"
+        if self.priority is None:
+            self.realtime = "normal scheduling (no priority asked for)"
+        else:
+            try:
+                os.sched_setscheduler(threading.get_native_id(), os.SCHED_FIFO,
+                                      os.sched_param(self.priority))
+                self.realtime = f"SCHED_FIFO priority {self.priority}"
+            except (AttributeError, OSError) as err:  # not Linux, or not permitted
+                self.realtime = f"normal scheduling ({getattr(err, 'strerror', None) or err})"
         log.debug("input '%s': reading thread %s", self.name, self.realtime)
         stream, feed, record = self._process.stdout, self._decoder.feed, self._record
         size = record.size
@@ -544,6 +552,8 @@ class JackPorts:
                                        ctypes.c_ulong]
         lib.jack_free.argtypes = [ctypes.c_void_p]
         lib.jack_client_close.argtypes = [ctypes.c_void_p]
+        lib.jack_client_real_time_priority.restype = ctypes.c_int
+        lib.jack_client_real_time_priority.argtypes = [ctypes.c_void_p]
         status = ctypes.c_int(0)
         no_start_server = 0x01
         self._client = lib.jack_client_open(client_name.encode(), no_start_server,
@@ -568,10 +578,29 @@ class JackPorts:
         self._lib.jack_free(self._ctypes.cast(found, self._ctypes.c_void_p))
         return names
 
+    def client_priority(self) -> int | None:
+        """The SCHED_FIFO priority of the server's client threads (5 under ``jackd -R``
+        with its defaults), or None when the server is not real-time."""
+        if self._client is None:
+            return None
+        priority = self._lib.jack_client_real_time_priority(self._client)
+        return priority if priority > 0 else None
+
     def close(self) -> None:
-        if self._client is not None:
-            self._lib.jack_client_close(self._client)
-            self._client = None
+        """Close the client. A server that does not answer within :data:`JACK_CLOSE_WAIT`
+        (stopped, or stuck: seen once in about 60 loaded test runs) does not keep jam
+        from ending: the close goes on in a daemon thread, and the process's exit ends
+        the connection."""
+        client, self._client = self._client, None
+        if client is None:
+            return
+        closer = threading.Thread(target=self._lib.jack_client_close, args=(client,),
+                                  name="jam-jack-close", daemon=True)
+        closer.start()
+        closer.join(JACK_CLOSE_WAIT)
+        if closer.is_alive():
+            log.warning("the JACK server did not close jam's port-listing client within "
+                        "%.0f s; going on without it", JACK_CLOSE_WAIT)
 
 
 class RtMidiSystem(MidiSystem):
@@ -639,10 +668,14 @@ class RtMidiSystem(MidiSystem):
 
     def _open_input(self, name: str, virtual: bool,
                     callback: Callable[[mido.Message], None]) -> RtMidiInput:
-        # JACK: the polled input. The piped helper process (PipedInput) reordered and
-        # repeated messages in the 1000-note thru test; it stays off until that is fixed.
-        reader = PolledInput if self.api == "jack" else CallbackInput
-        return reader(self.api, name, virtual, callback)
+        # JACK: the piped helper process. Its reading thread first ran at SCHED_FIFO 45,
+        # above JACK's own threads; a flood kept them from their cycles and an async server
+        # repeated jam's output (the 1000-note thru test): now it runs just below them.
+        if self.api != "jack":
+            return CallbackInput(self.api, name, virtual, callback)
+        above = self._jack.client_priority() if self._jack is not None else None
+        priority = None if above is None else max(1, above - 1)  # just below JACK's threads
+        return PipedInput(self.api, name, virtual, callback, priority=priority)
 
     def _open_output(self, name: str, virtual: bool) -> mido.ports.BaseOutput:
         extra = {"client_name": CLIENT_NAME} if virtual else {}
