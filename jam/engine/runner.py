@@ -189,7 +189,8 @@ def run(config: Config, mode: Mode, load_config: Callable[[], Config] | None = N
             clock_output = system.open_output(config.clock_out, flag="--clock-out")
             cleanup.callback(close_output, clock_output)
             log.info("MIDI clock out to '%s'", clock_output.name)
-        scheduler = Scheduler(output, clock_port=clock_output, on_error=control.fail)
+        scheduler = Scheduler(output, clock_port=clock_output, on_error=control.fail,
+                              collect_garbage=True)  # garbage collected between notes
         out_link.attach = scheduler.replace_port
         scheduler.start()
         cleanup.callback(_quietly, scheduler.close)

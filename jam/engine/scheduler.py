@@ -37,12 +37,23 @@ back the pending ones of a tag, :meth:`panic` keeps them, and :meth:`close` send
 there if anything was sent there. ``sent_log``, when it is set to a deque, gets
 ``(message, send time)`` for each message sent to ``port`` (what the recorder writes).
 
+Garbage collection (``collect_garbage=True``, as jam runs it): Python's collector runs in
+whichever thread allocates when a count crosses its threshold, holding the GIL for 30-300
+us (the youngest generation) up to 10 ms and more (the oldest), so a collection in the
+engine thread held up sends. With this option :meth:`start` collects once, freezes what
+exists (:func:`gc.freeze`: the modules and the model are never scanned again) and turns
+automatic collection off; this thread then collects as the automatic policy would, but
+only when nothing is due within :data:`GC_QUIET` (or when far past the threshold), and
+looks at least every :data:`GC_EVERY` seconds while idle. :meth:`close` turns automatic
+collection back on.
+
 For tests, :meth:`run_due` does one pass of the thread's work at a given time without a
 thread (with a fake clock and a dummy port that has ``send``).
 """
 
 from __future__ import annotations
 
+import gc
 import heapq
 import itertools
 import logging
@@ -63,6 +74,9 @@ REALTIME_PRIORITY = 50
 LATE_AFTER = 0.001  # s after its deadline: an event sent later counts as late
 STUCK_AFTER = 1.0  # s: due work waiting this long with no turn of the loop means stuck
 SPIN = 0.001  # s before a deadline: the thread stops sleeping and spins to it
+GC_QUIET = 0.02  # s: with collect_garbage, collect only when nothing is due this soon
+GC_EVERY = 1.0  # s: with collect_garbage, the idle thread still looks this often
+GC_OVERDUE = 10  # x the youngest generation's threshold: collect even when something is due
 
 _CANCEL = "cancel"
 _PANIC = "panic"
@@ -102,9 +116,13 @@ class Scheduler:
     def __init__(self, port: Any, *, clock: Callable[[], float] = time.monotonic,
                  spin: float = SPIN, late_after: float = LATE_AFTER, keep_lateness: int = 0,
                  realtime: bool = True, clock_port: Any = None,
-                 on_error: Callable[[BaseException], None] | None = None) -> None:
+                 on_error: Callable[[BaseException], None] | None = None,
+                 collect_garbage: bool = False) -> None:
         self.port = port
         self.clock_port = clock_port
+        self.collect_garbage = collect_garbage
+        self._gc_was_enabled: bool | None = None  # gc.isenabled() when start() took over
+        self.collections = 0  # garbage collections this thread ran (collect_garbage)
         self._raw = raw_sender(port)  # python-rtmidi's send_message of the port, if it has one
         self._raw_clock = raw_sender(clock_port)
         self.sent_log: deque[tuple[mido.Message, float]] | None = None
@@ -119,6 +137,12 @@ class Scheduler:
         self._cond = threading.Condition()
         # (deadline, order, bytes, tag, port (None: the output), the mido message or None)
         self._heap: list[tuple[float, int, Bytes, Hashable | None, Any, Message | None]] = []
+        # the events taken off the heap for the deadline the thread is spinning to, and
+        # that deadline: cancel, withdraw and panic drop from them too, and bump _version
+        # (as does an earlier event scheduled meanwhile) so the thread puts them back
+        self._due: list[tuple[float, int, Bytes, Hashable | None, Any, Message | None]] = []
+        self._spinning_to: float | None = None
+        self._version = 0
         self._order = itertools.count()
         self._commands: deque[tuple[str, Hashable | None]] = deque()
         self._stopping = False
@@ -159,6 +183,8 @@ class Scheduler:
             for deadline, data, message in queued:
                 heapq.heappush(self._heap, (deadline, next(self._order), data, tag, port,
                                             message))
+                if self._spinning_to is not None and deadline < self._spinning_to:
+                    self._version += 1  # due before what the thread is about to send
             self._cond.notify()
 
     def cancel(self, tag: Hashable) -> None:
@@ -168,6 +194,8 @@ class Scheduler:
             if len(kept) != len(self._heap):
                 heapq.heapify(kept)
                 self._heap[:] = kept
+            self._due = [event for event in self._due if event[3] != tag]
+            self._version += 1
             self._commands.append((_CANCEL, tag))
             self._cond.notify()
 
@@ -179,6 +207,11 @@ class Scheduler:
             if dropped:
                 heapq.heapify(kept)
                 self._heap[:] = kept
+            due = [event for event in self._due if event[3] != tag]
+            if len(due) != len(self._due):
+                dropped += len(self._due) - len(due)
+                self._due = due
+                self._version += 1
             return dropped
 
     def panic(self) -> None:
@@ -188,6 +221,8 @@ class Scheduler:
         with self._cond:
             self._heap[:] = [event for event in self._heap if event[4] is not None]
             heapq.heapify(self._heap)
+            self._due = [event for event in self._due if event[4] is not None]
+            self._version += 1
             self._commands.append((_PANIC, None))
             self._cond.notify()
 
@@ -204,6 +239,7 @@ class Scheduler:
                 self._send_failed = False
             if port is not None:
                 self._commands.append((_SILENCE, None))
+                self._version += 1  # the panic for the new port goes before anything else
                 self._cond.notify()
 
     def pending(self) -> int:
@@ -233,6 +269,11 @@ class Scheduler:
 
     def start(self) -> None:
         """Start the thread and wait until it has set its scheduling policy."""
+        if self.collect_garbage:
+            gc.collect()
+            gc.freeze()
+            self._gc_was_enabled = gc.isenabled()
+            gc.disable()
         started = threading.Event()
         self._thread = threading.Thread(target=self._main, args=(started,),
                                         name="jam-scheduler", daemon=True)
@@ -244,6 +285,8 @@ class Scheduler:
         Without a running thread the panic is sent by the caller."""
         with self._cond:
             self._heap.clear()
+            self._due = []
+            self._version += 1
             if panic:
                 self._commands.append((_PANIC, None))
             self._commands.append((_CLOCK_STOP, None))
@@ -253,6 +296,10 @@ class Scheduler:
             self._thread.join(timeout)
         else:
             self.run_due(self._clock())
+        if self._gc_was_enabled is not None:
+            if self._gc_was_enabled:
+                gc.enable()
+            self._gc_was_enabled = None
         if self._thread is None or not self._thread.is_alive():
             # let go of python-rtmidi's objects: mido deletes a virtual port's with the port
             self._raw = self._raw_clock = None
@@ -326,6 +373,25 @@ class Scheduler:
             if self._keep_lateness:
                 self._lateness.append(lateness)
 
+    def _collect(self, now: float) -> None:
+        """Collect garbage as the automatic policy would (the oldest generation whose count
+        is past its threshold), if the youngest's count is past its threshold and nothing
+        is due within :data:`GC_QUIET`, or whenever it is :data:`GC_OVERDUE` times past."""
+        counts, thresholds = gc.get_count(), gc.get_threshold()
+        if counts[0] <= thresholds[0]:
+            return
+        with self._cond:
+            quiet = not self._heap or self._heap[0][0] - now > GC_QUIET
+        if not quiet and counts[0] <= GC_OVERDUE * thresholds[0]:
+            return
+        generation = 0
+        for older in (2, 1) if quiet else ():  # overdue, not quiet: the youngest only
+            if counts[older] > thresholds[older]:
+                generation = older
+                break
+        gc.collect(generation)
+        self.collections += 1
+
     def _set_realtime(self) -> str:
         if not self._want_realtime:
             return "normal scheduling (real-time not requested)"
@@ -348,23 +414,52 @@ class Scheduler:
             self._on_error(err)
 
     def _loop(self) -> None:
+        """Sleep until ``spin`` before the next deadline, take its events off the heap,
+        spin to it and send them with no lock but the port's: a thread scheduling,
+        cancelling or reading stats holds the heap's lock only briefly, but a lock it holds
+        while it waits for the GIL (or a CPU) would stall the send behind it. What the
+        other threads change meanwhile (a cancel, a panic, an earlier event) bumps
+        ``_version``, and the events go back on the heap for :meth:`run_due`."""
         clock, cond, heap, spin = self._clock, self._cond, self._heap, self._spin
+        collect = self.collect_garbage
         while True:
             self._beat = clock()
+            if collect:
+                self._collect(clock())
+            due = None
             with cond:
+                self._due, self._spinning_to = [], None
                 while not self._commands and not self._stopping:
                     if not heap:
-                        cond.wait()
-                        continue
+                        if not collect:
+                            cond.wait()
+                            continue
+                        cond.wait(GC_EVERY)
+                        break  # look at the garbage, then wait again
                     wait = heap[0][0] - clock() - spin
                     if wait <= 0:
                         break
+                    if collect and wait > GC_QUIET and gc.get_count()[0] > gc.get_threshold()[0]:
+                        break  # time to collect before this deadline
                     cond.wait(wait)
                 stopping = self._stopping
-                deadline = heap[0][0] if heap and not self._commands and not stopping else None
-            if deadline is not None:
+                if heap and not self._commands and not stopping and heap[0][0] - clock() <= spin:
+                    deadline = heap[0][0]
+                    due = []
+                    while heap and heap[0][0] <= deadline:
+                        due.append(heapq.heappop(heap))
+                    self._due, self._spinning_to, version = due, deadline, self._version
+            if due is not None:
                 while clock() < deadline:  # the last ~spin seconds: no sleep granularity
                     pass
+                if self._version == version:
+                    for _, _, data, tag, to, message in due:
+                        self._send(data, message, tag, deadline, to)
+                else:
+                    with cond:
+                        for event in self._due:
+                            heapq.heappush(heap, event)
+                        self._due, self._spinning_to = [], None
             self.run_due(clock())
             if stopping:
                 return

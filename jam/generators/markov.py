@@ -220,18 +220,57 @@ class SessionMemory:
         return sum(row.values()) if row else 0
 
     def feed(self, tokens: Iterable[int], learn: bool = True) -> None:
-        """Move the context on by ``tokens``; ``learn`` also counts them."""
+        """Move the context on by ``tokens``; ``learn`` also counts them (in every context
+        :func:`_context_hashes` gives; inlined here: listening pays this per event)."""
+        history, table = self.history, self.counts.table
         for token in tokens:
             token = int(token)
             if learn:
-                for k, h in _context_hashes(self.history, self.order):
-                    self.counts.add(k, h, token)
-            self.history.append(token)
+                h = _SEED
+                for k in range(min(self.order, len(history)) + 1):
+                    if k:
+                        h = (h * _MULT + history[-k] + 1) & _MASK
+                    row = table.get((k, h))
+                    if row is None:
+                        row = table[(k, h)] = {}
+                    row[token] = row.get(token, 0) + 1
+            history.append(token)
         if len(self.history) > 4 * self.order + 4:  # only the last `order` tokens are read
             del self.history[: -self.order - 1]
 
     def probabilities(self) -> np.ndarray:
-        return _distribution(self.counts, self.history, self.order)
+        """:func:`_distribution` with escape C, computed sparsely: each order k blends as
+        p_k = a_k p_(k-1) + b_k (a_k = types / (total + types), b_k the counts over the
+        same), so p = (a_K ... a_0) uniform + the sum of each b_k scaled by the a's above
+        it: a few dictionary sums instead of numpy work on the whole vocabulary per order
+        (answers pay this for every token)."""
+        table, history = self.counts.table, self.history
+        rows = []
+        h = _SEED
+        row = table.get((0, h))
+        deepest = min(self.order, len(history))
+        k = 0
+        while row:
+            rows.append(row)
+            if k == deepest:
+                break
+            k += 1
+            h = _extend(h, history[-k])
+            row = table.get((k, h))
+        scale = 1.0
+        mass: dict[int, float] = {}
+        for row in reversed(rows):
+            types = len(row)
+            denominator = sum(row.values()) + types
+            weight = scale / denominator
+            for token, n in row.items():
+                mass[token] = mass.get(token, 0.0) + weight * n
+            scale *= types / denominator
+        p = np.full(tk.VOCAB_SIZE, scale / tk.VOCAB_SIZE)
+        if mass:
+            p[np.fromiter(mass.keys(), dtype=np.int64, count=len(mass))] += np.fromiter(
+                mass.values(), dtype=np.float64, count=len(mass))
+        return p
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """What was learned, as plain arrays (one row per context and next token)."""

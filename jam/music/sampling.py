@@ -82,4 +82,14 @@ def sample(
     probs = probabilities(logits, settings, mask)
     if settings.temperature == 0:
         return int(np.argmax(probs))
-    return int(rng.choice(probs.size, p=probs))
+    return draw(probs, rng)
+
+
+def draw(probs: np.ndarray, rng: np.random.Generator) -> int:
+    """``rng.choice(probs.size, p=probs)`` without its checks of ``probs`` (a distribution
+    made by :func:`probabilities`): the same cumulative sum, the same one uniform draw and
+    the same search, so the same token for the same generator state, in a fraction of the
+    time (answers pay this for every token)."""
+    cdf = probs.cumsum()
+    cdf /= cdf[-1]
+    return int(cdf.searchsorted(rng.random(), side="right"))

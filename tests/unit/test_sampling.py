@@ -71,3 +71,16 @@ def test_settings_reject_bad_values():
         SamplerSettings(temperature=-1)
     with pytest.raises(ValueError):
         SamplerSettings(top_p=0)
+
+
+def test_draw_picks_what_rng_choice_would_from_the_same_state():
+    from jam.music.sampling import draw
+
+    for seed in range(50):
+        rng = np.random.default_rng(seed)
+        probs = rng.dirichlet(np.full(tk.VOCAB_SIZE, 0.3))
+        probs[rng.random(tk.VOCAB_SIZE) < 0.5] = 0.0
+        probs /= probs.sum()
+        a, b = np.random.default_rng(seed + 99), np.random.default_rng(seed + 99)
+        assert [int(a.choice(probs.size, p=probs)) for _ in range(20)] == \
+            [draw(probs, b) for _ in range(20)]
