@@ -23,6 +23,7 @@ these sizes) in sorted numpy arrays, so fitting a million tokens takes seconds.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
@@ -195,18 +196,28 @@ def combine(p: np.ndarray, q: np.ndarray, wp: float, wq: float) -> np.ndarray:
     return mix / mix.sum()
 
 
+CONTEXT_LIMIT = 8192  # contexts a SessionMemory keeps (about 400 bytes each)
+
+
 class SessionMemory:
     """The short-term model (STM): counts of every context of 0..``order`` tokens among the
     tokens fed since :meth:`reset` (the tune or the session so far), blended with PPM's
-    escape method C. Learning a token costs ``order + 1`` dictionary updates."""
+    escape method C. Learning a token costs ``order + 1`` dictionary updates.
 
-    def __init__(self, order: int = 12) -> None:
+    Memory is bounded for sessions of hours: past ``limit`` contexts, the ones first seen
+    longest ago are forgotten, one for each new one, so no event pays for a clean-up
+    (contexts of two tokens or more; the counts of orders 0 and 1 are few and always
+    kept). A context played again is learned again."""
+
+    def __init__(self, order: int = 12, limit: int = CONTEXT_LIMIT) -> None:
         self.order = order
+        self.limit = limit
         self.reset()
 
     def reset(self) -> None:
         """Forget everything learned, and the context."""
         self.counts = _SessionCounts()
+        self._first_seen: deque[tuple[int, int]] = deque()  # contexts of order >= 2
         self.history: list[int] = [tk.BOS]
 
     def restart(self) -> None:
@@ -222,7 +233,7 @@ class SessionMemory:
     def feed(self, tokens: Iterable[int], learn: bool = True) -> None:
         """Move the context on by ``tokens``; ``learn`` also counts them (in every context
         :func:`_context_hashes` gives; inlined here: listening pays this per event)."""
-        history, table = self.history, self.counts.table
+        history, table, first_seen = self.history, self.counts.table, self._first_seen
         for token in tokens:
             token = int(token)
             if learn:
@@ -233,10 +244,14 @@ class SessionMemory:
                     row = table.get((k, h))
                     if row is None:
                         row = table[(k, h)] = {}
+                        if k >= 2:
+                            first_seen.append((k, h))
                     row[token] = row.get(token, 0) + 1
             history.append(token)
         if len(self.history) > 4 * self.order + 4:  # only the last `order` tokens are read
             del self.history[: -self.order - 1]
+        while len(table) > self.limit and first_seen:
+            del table[first_seen.popleft()]
 
     def probabilities(self) -> np.ndarray:
         """:func:`_distribution` with escape C, computed sparsely: each order k blends as
@@ -289,7 +304,13 @@ class SessionMemory:
         self.reset()
         table = self.counts.table
         for k, h, token, n in rows.tolist():
-            table.setdefault((int(k), int(h)), {})[int(token)] = int(n)
+            key = (int(k), int(h))
+            row = table.get(key)
+            if row is None:
+                row = table[key] = {}
+                if key[0] >= 2:
+                    self._first_seen.append(key)
+            row[int(token)] = int(n)
 
 
 class MarkovGenerator(ProbabilisticGenerator):
