@@ -1,6 +1,6 @@
 """Shared fixtures. pytest puts ``tests/`` and ``tools/`` on sys.path (``pythonpath`` in
 pyproject.toml), so test modules import the helpers ``recording`` (tests/recording.py) and
-``jackrig`` (tools/jackrig.py, the JACK rig shared with tools/bench_thru.py) directly.
+``jackrig`` (tools/jackrig.py, the JACK rig shared with tools/bench.py) directly.
 
 MIDI fixtures: ``jack_server`` (one private JACK server per test session; skipped with a
 reason when jackd is not installed, failed instead when JAM_REQUIRE_JACK=1 as in CI),

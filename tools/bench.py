@@ -1,238 +1,153 @@
-"""Benchmark the call-and-response engine; prints JSON (a measurement, not a test).
+"""The benchmark of jam, one entry point: prints one JSON object (stdout) and one Markdown
+table (``--markdown FILE``, else stderr), with the machine, the versions and the load
+average. A measurement, not a test: nothing here passes or fails, the aims are compared
+in the table.
 
-Three measurements:
+Sections (``--sections``, default all; each is a module of tools/benchparts/):
 
-- ``listen``: time the engine takes for each incoming event while a call is played
-  (quantize, encode, one generator step per token), on a virtual clock; microseconds,
-  wall clock and the thread's CPU time (the difference is other processes' load).
-- ``response``: from the moment a call is found to be over to the first answer note
-  computed (tempo settling, key estimation, mask, first tokens sampled); microseconds,
-  for ``--tempo fixed`` and ``follow``.
-- ``timing`` (needs a running JACK server, ``--jack``): the live stack (the engine on this
-  thread, the scheduler thread, a JACK output port) answers calls; a receiver in a
-  separate process records arrival times. Reported: the scheduler's send time minus the
-  deadline, and arrival minus deadline (the JACK period adds its latency there),
-  microseconds, p50/p99/max. Measure on a sync server with a small period,
-  ``jackd -n NAME -S --no-realtime -d dummy -r 48000 -p 64``, with long-lived clients
-  (a client that exits quickly stalls a sync server for seconds; docs/performance.md).
+- ``spin``: how long this machine stalls a thread that holds its CPU (no Python in the way).
+- ``model``: per-event model cost, one run, the same weights: jam's onnxruntime model
+  stepped with its state kept (ours), the same LSTM in PyTorch eager mode (oneDNN on and
+  off), onnxruntime recomputing a 64-token window per event, Notochord's feed + query at
+  its default size with random weights (when importable); ratios to ours; and the session
+  memory blend's cost per listened event and per answer token.
+- ``engine``: listening (engine time per note-on) and call end -> first answer note
+  computed, ``--tempo fixed`` and ``follow``, on a virtual clock.
+- ``thru``: ``jam --mode thru`` over a private sync JACK server (64 frames): latency added
+  by jam, idle and under ``stress-ng --cpu 2``.
+- ``timing``: the live stack answering calls over JACK: send - deadline, arrival - grid
+  time, late and lost notes, idle and under ``stress-ng --cpu 2``.
+- ``input``: reading a JACK input three ways while another thread runs Python, on an
+  async server, idle and under ``stress-ng --cpu 2``: a callback in the process, polling
+  rtmidi's queue (jam's input before), jam's helper process; repeated and missing events.
+- ``process``: cold start (process start -> READY=1 on a NOTIFY_SOCKET we own), memory
+  after warm-up (private vs JACK's shared memory), CPU use while idle.
+- ``cuda``: the model rows with ``--device cuda`` when onnxruntime offers CUDA (else why not).
 
 Usage::
 
-    python tools/bench.py [--model PATH|rules] [--calls 200] [--jack --answers 30]
-    python tools/bench.py receive NAME      # (internal) the receiver process
+    python tools/bench.py                           # everything (about 10 minutes)
+    python tools/bench.py --markdown bench.md > bench.json
+    python tools/bench.py --sections model engine   # no JACK needed
+    python tools/bench.py --smoke                   # a few hundred events, seconds (CI)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import subprocess
 import sys
-import threading
 import time
+from datetime import datetime, timezone
 
-import numpy as np
+from benchparts import engine, machine, report  # tools/ is on sys.path when a tool runs
+from benchparts import model as model_part
 
-from benchstats import percentiles  # tools/ is on sys.path when a tool runs
-from jam.engine.assembly import make_generator, make_tempo
-from jam.engine.callresponse import CallResponse, EngineSettings
-from jam.engine.clock import Clock, FixedTempo
-from jam.engine.live import CallMode
-from jam.engine.scheduler import Scheduler
-from jam.midi.ports import JACK_BACKEND
+SECTIONS = ("spin", "model", "engine", "thru", "timing", "input", "process", "cuda")
 
-
-def random_call(rng: np.random.Generator, beats: int = 8, bpm: float = 120.0,
-                start: float = 0.0) -> list[tuple[float, int, int]]:
-    """(time, pitch, velocity or 0) events: a random walk in eighths and quarters."""
-    events, beat, pitch = [], 0.0, 67
-    spb = 60.0 / bpm
-    while beat < beats:
-        length = float(rng.choice([0.5, 1.0]))
-        pitch = int(np.clip(pitch + rng.integers(-3, 4), 55, 80))
-        events.append((start + beat * spb, pitch, int(rng.integers(60, 110))))
-        events.append((start + (beat + 0.9 * length) * spb, pitch, 0))
-        beat += length
-    return events
+FULL = {"spin_seconds": 10.0, "events": 5000, "notochord_events": 500, "answer_tokens": 2000,
+        "listen_events": 3000, "calls": 200, "thru_notes": 1000, "answers": 40,
+        "input_messages": 2000, "input_runs": 2, "cold_starts": 5, "idle_seconds": 30.0,
+        "stress_cpus": 2}
+SMOKE = {"spin_seconds": 0.5, "events": 300, "notochord_events": 0, "answer_tokens": 100,
+         "listen_events": 300, "calls": 15, "thru_notes": 100, "answers": 1,
+         "input_messages": 200, "input_runs": 1, "cold_starts": 1, "idle_seconds": 1.0,
+         "stress_cpus": 0}
 
 
-def engine(model: str | None, tempo: str, **settings) -> CallResponse:
-    """The engine with the shipped defaults (and ``settings``), at 120 BPM."""
-    clock = Clock(120.0)
-    return CallResponse(make_generator(model, "cpu"), clock, make_tempo(tempo, 120.0),
-                        EngineSettings.defaults(**settings), np.random.default_rng(0))
+def cuda_section(model: str | None, sizes: dict) -> dict:
+    """The model rows on CUDA, when onnxruntime offers it; PyTorch's step on the GPU beside
+    its step on the CPU, when PyTorch sees a GPU."""
+    import onnxruntime
+
+    from jam.model.runtime import load_model
+
+    events = model_part.event_tokens(sizes["events"])
+    torch_rows = model_part.torch_cuda_rows(load_model(model, device="cpu"), events)
+    providers = onnxruntime.get_available_providers()
+    if "CUDAExecutionProvider" not in providers:
+        return {"available": False, **torch_rows,
+                "reason": f"onnxruntime {onnxruntime.__version__} offers {', '.join(providers)} "
+                          "here (no CUDAExecutionProvider: no GPU, or onnxruntime without CUDA)"}
+    rows = model_part.section(model, sizes["events"], 0, sizes["answer_tokens"], device="cuda")
+    return {"available": True, **rows, **torch_rows}
 
 
-def bench_listen(model: str | None, events: int) -> dict:
-    """Per-event cost of listening (virtual clock; one never-ending call)."""
-    eng = engine(model, "fixed", listen_silence=1e9, max_call=None)
-    rng = np.random.default_rng(1)
-    wall_on, cpu_on, wall_all = [], [], []
-    t = 0.0
-    while len(wall_all) < events:
-        for when, pitch, velocity in random_call(rng, 8, 120.0, t):
-            began, began_cpu = time.perf_counter(), time.thread_time()
-            if velocity:
-                eng.note_on(pitch, velocity, when)
-            else:
-                eng.note_off(pitch, when)
-            wall, cpu = time.perf_counter() - began, time.thread_time() - began_cpu
-            wall_all.append(wall)
-            if velocity:
-                wall_on.append(wall)
-                cpu_on.append(cpu)
-        t += 4.0
-    return {"note_on_wall": percentiles(wall_on[50:]), "note_on_cpu": percentiles(cpu_on[50:]),
-            "all_events_wall": percentiles(wall_all[100:])}
+def run_section(name: str, args: argparse.Namespace, sizes: dict) -> dict:
+    if name == "spin":
+        return machine.spin_gaps(sizes["spin_seconds"])
+    if name == "model":
+        return model_part.section(args.model, sizes["events"], sizes["notochord_events"],
+                                  sizes["answer_tokens"])
+    if name == "engine":
+        return engine.section(args.model, sizes["listen_events"], sizes["calls"])
+    if name == "cuda":
+        return cuda_section(args.model, sizes)
+    from benchparts import jack  # needs tools/jackrig.py and jackd
+    from jackrig import jackd_path
+
+    if jackd_path() is None:
+        return {"skipped": "jackd is not installed (Debian: apt-get install jackd2)"}
+    if name == "thru":
+        return jack.thru_section(sizes["thru_notes"], 0.005, sizes["stress_cpus"])
+    if name == "timing":
+        return jack.timing_section(sizes["answers"], args.bpm, sizes["stress_cpus"], args.model)
+    if name == "input":
+        return jack.input_section(sizes["input_messages"], sizes["input_runs"],
+                                  sizes["stress_cpus"])
+    return jack.process_section(sizes["cold_starts"], sizes["idle_seconds"], args.model)
 
 
-def bench_response(model: str | None, tempo: str, calls: int) -> dict:
-    """Call end -> first answer note computed, over many 2-bar calls (virtual clock)."""
-    eng = engine(model, tempo, answer_bars=1)
-    rng = np.random.default_rng(2)
-    t = 0.0
-    wall, cpu = [], []
-    for _ in range(calls):
-        events = random_call(rng, 8, 120.0, t)
-        for when, pitch, velocity in events:
-            if velocity:
-                eng.note_on(pitch, velocity, when)
-            else:
-                eng.note_off(pitch, when)
-        now = events[-1][0] + 0.5
-        began, began_cpu = time.perf_counter(), time.thread_time()
-        first = eng.end_call(now, "bench")  # returns with the first answer note
-        wall.append(time.perf_counter() - began)
-        cpu.append(time.thread_time() - began_cpu)
-        assert first, "no answer note"
-        while eng.answer is not None:  # play the answer out on the virtual clock
-            now = max(now, eng.wakeup() or now)
-            eng.poll(now)
-        t = now + 30.0  # a pause: the next call is a new phrase
-    return {"wall": percentiles(wall[10:]), "cpu": percentiles(cpu[10:])}
-
-
-# --- live timing over JACK --------------------------------------------------------------
-
-
-def receive(name: str) -> None:
-    """Receiver process: record (monotonic arrival, message bytes) until stdin closes."""
-    import mido
-
-    got: list[tuple[float, list[int]]] = []
-    lock = threading.Lock()
-
-    def record(message) -> None:
-        now = time.monotonic()
-        with lock:
-            got.append((now, message.bytes()))
-
-    port = mido.Backend(JACK_BACKEND, load=True).open_input("in", client_name=name,
-                                                            callback=record)
-    print("ready", flush=True)
-    sys.stdin.read()
-    port.close()
-    with lock:
-        json.dump(got, sys.stdout)
-
-
-class DeadlineLog(Scheduler):
-    """The scheduler, noting each note message's deadline per (status, pitch) in order."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.deadlines: dict[tuple[int, int], list[float]] = {}
-
-    def schedule(self, events, tag=None) -> None:
-        events = list(events)
-        for deadline, message in events:
-            status = 0x90 if message.type == "note_on" and message.velocity else 0x80
-            self.deadlines.setdefault((status, message.note), []).append(deadline)
-        super().schedule(events, tag)
-
-
-def bench_timing(model: str | None, answers: int, bpm: float) -> dict:
-    import mido
-
-    name = f"jam-bench-rx-{os.getpid()}"
-    receiver = subprocess.Popen([sys.executable, __file__, "receive", name],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert receiver.stdout is not None and receiver.stdin is not None
-    if receiver.stdout.readline().strip() != "ready":
-        raise SystemExit("the receiver did not start (is a JACK server running?)")
-    output = mido.Backend(JACK_BACKEND, load=True).open_output(f"{name}:in")  # connect
-    scheduler = DeadlineLog(output, keep_lateness=100_000)
-    scheduler.start()
-    eng = CallResponse(make_generator(model, "cpu"), Clock(bpm), FixedTempo(bpm),
-                       EngineSettings.defaults(answer_bars=2), np.random.default_rng(3))
-    mode = CallMode(eng, channel=0)
-    mode.start(scheduler)
-    rng = np.random.default_rng(4)
-    try:
-        for _ in range(answers):
-            # a call that has just been played (event times in the recent past)
-            start = time.monotonic() - 4 * 60.0 / bpm - 0.01
-            for when, pitch, velocity in random_call(rng, 4, bpm, start):
-                kind = "note_on" if velocity else "note_off"
-                mode.on_message(mido.Message(kind, note=pitch, velocity=velocity), when)
-            mode.poll(time.monotonic())
-            while eng.answer is not None or eng.listener.in_call:
-                delay = mode.poll(time.monotonic())
-                time.sleep(min(max(delay or 0.05, 0.0), 0.05))
-            time.sleep(0.2)
-        time.sleep(0.5)
-    finally:
-        stats = scheduler.stats()
-        scheduler.close()
-        output.close()
-        receiver.stdin.close()
-        arrivals = json.loads(receiver.stdout.read() or "[]")
-        receiver.wait(10)
-    # pair arrivals with deadlines per (status, pitch) in order
-    deadlines = scheduler.deadlines
-    seen: dict[tuple[int, int], int] = {}
-    errors = []
-    for when, data in arrivals:
-        status = data[0] & 0xF0
-        if status == 0x90 and data[2] == 0:
-            status = 0x80
-        key = (status, data[1])
-        i = seen.get(key, 0)
-        if key in deadlines and i < len(deadlines[key]):
-            errors.append(when - deadlines[key][i])
-            seen[key] = i + 1
-    return {"bpm": bpm, "answers": answers, "scheduler": scheduler.realtime,
-            "send_minus_deadline": percentiles(list(stats.lateness)),
-            "arrival_minus_deadline": percentiles(errors),
-            "late_over_1ms": stats.late, "answers_ended_early": eng.stats.degraded}
-
-
-def main() -> None:
-    if len(sys.argv) == 3 and sys.argv[1] == "receive":
-        receive(sys.argv[2])
-        return
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=None, help="ONNX model or 'rules' (default: the shipped model)")
-    parser.add_argument("--events", type=int, default=3000, help="listening events")
-    parser.add_argument("--calls", type=int, default=200, help="calls for the response time")
-    parser.add_argument("--jack", action="store_true", help="also measure timing over JACK")
-    parser.add_argument("--answers", type=int, default=30, help="answers for the JACK timing")
-    parser.add_argument("--bpm", type=float, default=160.0, help="tempo of the JACK timing")
-    args = parser.parse_args()
-    result = {
-        "model": args.model or "default",
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
-        "listen": bench_listen(args.model, args.events),
-        "response_fixed": bench_response(args.model, "fixed", args.calls),
-        "response_follow": bench_response(args.model, "follow", args.calls),
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS),
+                        metavar="SECTION", help=f"what to run: {', '.join(SECTIONS)} "
+                        "(default: all)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="a few hundred events per section, no load generator (CI)")
+    parser.add_argument("--model", default=None,
+                        help="ONNX model or 'rules' (default: the shipped model)")
+    parser.add_argument("--bpm", type=float, default=160.0, help="tempo of the answers over "
+                        "JACK (default: 160)")
+    parser.add_argument("--markdown", default=None, metavar="FILE",
+                        help="write the Markdown table there (default: stderr)")
+    for key, value in FULL.items():
+        parser.add_argument(f"--{key.replace('_', '-')}", type=type(value), default=None,
+                            help=f"(default {value}; --smoke: {SMOKE[key]})")
+    args = parser.parse_args(argv)
+    sizes = dict(SMOKE if args.smoke else FULL)
+    sizes.update({k: getattr(args, k) for k in FULL if getattr(args, k) is not None})
+    if args.model is not None and args.model.lower() == "rules":
+        args.sections = [s for s in args.sections if s not in ("model", "cuda")]
+
+    result: dict = {
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(["python", "tools/bench.py", *(sys.argv[1:] if argv is None
+                                                           else argv)]),
+        "smoke": args.smoke, "sizes": sizes, "model_file": args.model or "default",
+        "machine": machine.describe(), "load_start": machine.load(),
     }
-    if args.jack:
-        result["timing"] = bench_timing(args.model, args.answers, args.bpm)
-    json.dump(result, sys.stdout, indent=2)
+    for name in SECTIONS:
+        if name not in args.sections:
+            continue
+        began, load = time.monotonic(), machine.load()
+        print(f"bench: {name} ...", file=sys.stderr, flush=True)
+        figures = run_section(name, args, sizes)
+        result[name] = {**figures, "load_before": figures.get("load_before", load),
+                        "load_after": figures.get("load_after", machine.load()),
+                        "seconds": round(time.monotonic() - began, 1)}
+    result["load_end"] = machine.load()
+    result["aims"] = report.aims(result)
+    json.dump(result, sys.stdout, indent=1)
     print()
+    table = report.markdown(result)
+    if args.markdown:
+        with open(args.markdown, "w", encoding="utf-8") as handle:
+            handle.write(table)
+    else:
+        print(table, file=sys.stderr)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

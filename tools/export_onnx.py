@@ -27,7 +27,7 @@ import numpy as np
 import onnx
 import torch
 
-from bench_model import step_latency  # tools/ is on sys.path when a tool runs
+from benchparts.model import step_latency  # tools/ is on sys.path when a tool runs
 from jam.errors import JamError
 from jam.fileio import atomic_write_bytes
 from jam.model.network import model_from_config
