@@ -35,6 +35,22 @@ from jackrig import JackServer, JamProcess, Synth, keyboard, wait_for
 RATE = 48000
 
 
+def _use_server(server: JackServer) -> dict[str, str | None]:
+    """Point this process's JACK clients (ports opened in-process) at ``server``; returns
+    what :func:`_restore_environment` puts back."""
+    saved = {k: os.environ.get(k) for k in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")}
+    os.environ.update(JACK_DEFAULT_SERVER=server.name, JACK_NO_START_SERVER="1")
+    return saved
+
+
+def _restore_environment(saved: dict[str, str | None]) -> None:
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 def period_ms(period: int) -> float:
     return 1e3 * period / RATE
 
@@ -309,8 +325,7 @@ def thru_section(notes: int, interval: float, stress_cpus: int | None,
     Latency = arrival (the JACK cycle that delivered it, tools/jackrig.py) - send;
     ``added_by_jam`` = arrival through jam - arrival direct, note by note."""
     server = JackServer(period=64, sync=True).start()
-    saved = {k: os.environ.get(k) for k in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")}
-    os.environ.update(JACK_DEFAULT_SERVER=server.name, JACK_NO_START_SERVER="1")
+    saved = _use_server(server)
     config_home = tempfile.TemporaryDirectory(prefix="jam-bench-config-")
     period = period_ms(64) / 1e3
     result: dict = {"jack": server_line(server)}
@@ -353,11 +368,7 @@ def thru_section(notes: int, interval: float, stress_cpus: int | None,
             port.close()
         server.stop()
         config_home.cleanup()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        _restore_environment(saved)
     return result
 
 
@@ -477,8 +488,7 @@ def timing_section(answers: int, bpm: float, stress_cpus: int | None,
             super().schedule(events, tag, port)
 
     server = JackServer(period=64, sync=True).start()
-    saved = {k: os.environ.get(k) for k in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")}
-    os.environ.update(JACK_DEFAULT_SERVER=server.name, JACK_NO_START_SERVER="1")
+    saved = _use_server(server)
     switch = sys.getswitchinterval()
     sys.setswitchinterval(SWITCH_INTERVAL)
     period = period_ms(64) / 1e3
@@ -531,11 +541,7 @@ def timing_section(answers: int, bpm: float, stress_cpus: int | None,
         if synth is not None:
             synth.close()
         server.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        _restore_environment(saved)
     return result
 
 
@@ -573,9 +579,8 @@ def input_section(messages: int, runs: int, stress_cpus: int | None,
     result: dict = {"jack": server_line(server), "messages": messages, "runs": runs,
                     "busy_thread": True}
     player = None
-    saved = {k: os.environ.get(k) for k in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")}
+    saved = _use_server(server)
     try:
-        os.environ.update(JACK_DEFAULT_SERVER=server.name, JACK_NO_START_SERVER="1")
         player = keyboard()
         sent = [mido.Message("note_on", note=i % 128, velocity=1 + (i // 128) % 127).bytes()
                 for i in range(messages)]
@@ -611,11 +616,7 @@ def input_section(messages: int, runs: int, stress_cpus: int | None,
         if player is not None:
             player.close()
         server.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        _restore_environment(saved)
     return result
 
 
