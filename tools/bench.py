@@ -26,7 +26,7 @@ Sections (``--sections``, default all; each is a module of tools/benchparts/):
 
 Usage::
 
-    python tools/bench.py                           # everything (about 10 minutes)
+    python tools/bench.py                           # everything (about 7 minutes)
     python tools/bench.py --markdown bench.md > bench.json
     python tools/bench.py --sections model engine   # no JACK needed
     python tools/bench.py --smoke                   # a few hundred events, seconds (CI)
