@@ -8,6 +8,7 @@ shipped model blended with the session memory (``style`` auto)."""
 
 from __future__ import annotations
 
+import gc
 import time
 
 import numpy as np
@@ -63,6 +64,7 @@ def bench_listen(model: str | None, events: int) -> dict:
                 wall_on.append(wall)
                 cpu_on.append(cpu)
         t += 4.0
+        gc.collect(0)
     skip = min(50, len(wall_on) // 4)
     return {"generator": type(eng.generator).__name__,
             "note_on_wall": percentiles(wall_on[skip:]),
@@ -93,11 +95,24 @@ def bench_response(model: str | None, tempo: str, calls: int) -> dict:
             now = max(now, eng.wakeup() or now)
             eng.poll(now)
         t = now + 30.0  # a pause: the next call is a new phrase
+        gc.collect(0)
     skip = min(10, calls // 4)
     return {"wall": percentiles(wall[skip:]), "cpu": percentiles(cpu[skip:])}
 
 
 def section(model: str | None, events: int, calls: int) -> dict:
-    return {"listen": bench_listen(model, events),
-            "response_fixed": bench_response(model, "fixed", calls),
-            "response_follow": bench_response(model, "follow", calls)}
+    """Listening and response with Python's garbage collector as jam runs it: what exists
+    after start-up frozen, automatic collection off (jam's scheduler thread collects
+    between deadlines, not the engine thread); here the youngest generation is collected
+    after each call, outside the timed parts."""
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        return {"listen": bench_listen(model, events),
+                "response_fixed": bench_response(model, "fixed", calls),
+                "response_follow": bench_response(model, "follow", calls),
+                "garbage_collector": "off while timed (as in jam)"}
+    finally:
+        gc.enable()
+        gc.unfreeze()
