@@ -148,10 +148,6 @@ class _SessionCounts:
     def __init__(self) -> None:
         self.table: dict[tuple[int, int], dict[int, int]] = {}
 
-    def add(self, k: int, h: int, token: int) -> None:
-        row = self.table.setdefault((k, h), {})
-        row[token] = row.get(token, 0) + 1
-
     def lookup(self, k: int, h: int) -> tuple[np.ndarray, np.ndarray] | None:
         row = self.table.get((k, h))
         if not row:
@@ -304,13 +300,8 @@ class SessionMemory:
         self.reset()
         table = self.counts.table
         for k, h, token, n in rows.tolist():
-            key = (int(k), int(h))
-            row = table.get(key)
-            if row is None:
-                row = table[key] = {}
-                if key[0] >= 2:
-                    self._first_seen.append(key)
-            row[int(token)] = int(n)
+            table.setdefault((int(k), int(h)), {})[int(token)] = int(n)
+        self._first_seen.extend(key for key in table if key[0] >= 2)  # in the saved order
 
 
 class MarkovGenerator(ProbabilisticGenerator):

@@ -27,6 +27,7 @@ from typing import Callable, Iterator, Sequence
 import mido
 
 from jam.errors import JamError
+from jam.midi.jack_input import RECORD
 
 log = logging.getLogger(__name__)
 
@@ -448,7 +449,6 @@ class PipedInput(RtMidiInput):
     def __init__(self, api: str, name: str, virtual: bool,
                  callback: Callable[[mido.Message], None],
                  client_name: str | None = None, priority: int | None = None) -> None:
-        import struct
         import subprocess
 
         import rtmidi
@@ -461,7 +461,6 @@ class PipedInput(RtMidiInput):
         self.priority = priority
         self.realtime = "not started"  # the reading thread's scheduling, once it runs
         self._decoder = InputDecoder(callback, name)
-        self._record = struct.Struct("<cdI")
         site = str(Path(rtmidi.__file__).resolve().parent.parent)
         self._process = subprocess.Popen(
             [sys.executable, "-I", "-S", str(self.HELPER), site, client_name or CLIENT_NAME,
@@ -491,7 +490,7 @@ class PipedInput(RtMidiInput):
             except (AttributeError, OSError) as err:  # not Linux, or not permitted
                 self.realtime = f"normal scheduling ({getattr(err, 'strerror', None) or err})"
         log.debug("input '%s': reading thread %s", self.name, self.realtime)
-        stream, feed, record = self._process.stdout, self._decoder.feed, self._record
+        stream, feed, record = self._process.stdout, self._decoder.feed, RECORD
         size = record.size
         while True:
             head = stream.read(size)
@@ -668,9 +667,6 @@ class RtMidiSystem(MidiSystem):
 
     def _open_input(self, name: str, virtual: bool,
                     callback: Callable[[mido.Message], None]) -> RtMidiInput:
-        # JACK: the piped helper process. Its reading thread first ran at SCHED_FIFO 45,
-        # above JACK's own threads; a flood kept them from their cycles and an async server
-        # repeated jam's output (the 1000-note thru test): now it runs just below them.
         if self.api != "jack":
             return CallbackInput(self.api, name, virtual, callback)
         above = self._jack.client_priority() if self._jack is not None else None

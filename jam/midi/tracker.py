@@ -37,14 +37,7 @@ class NoteTracker:
         self._used = 0  # bit c set: channel c (0-15) carried a channel message
 
     def update(self, message: mido.Message, owner: Hashable | None = None) -> None:
-        kind = message.type
-        if kind == "note_on" and message.velocity > 0:
-            self._owners[message.channel * NOTES + message.note] = owner
-        elif kind == "note_on" or kind == "note_off":
-            self._owners.pop(message.channel * NOTES + message.note, None)
-        elif not hasattr(message, "channel"):
-            return
-        self._used |= 1 << message.channel
+        self.update_bytes(message.bytes(), owner)
 
     def update_bytes(self, data: Sequence[int], owner: Hashable | None = None) -> None:
         """:meth:`update` for a message given as its bytes (status byte first), as the
