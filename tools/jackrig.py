@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import glob
 import os
+import select
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -302,6 +304,45 @@ def record(client_name: str, port_name: str, capacity: int = 1 << 14) -> None:
         if stopping:
             client.close()
             return
+
+
+class NotifySocket:
+    """systemd's end of the notify socket (``NOTIFY_SOCKET``): the datagrams jam sends,
+    each with its arrival time (``time.monotonic()``)."""
+
+    def __init__(self) -> None:
+        self._folder = tempfile.TemporaryDirectory(prefix="jamsd")  # a short socket path
+        self.path = str(Path(self._folder.name) / "notify")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.got: list[tuple[float, str]] = []
+
+    def drain(self, wait: float = 0.0) -> list[str]:
+        """Read what has arrived (waiting up to ``wait`` s for the first); return it."""
+        new = []
+        timeout = wait
+        while select.select([self.sock], [], [], timeout)[0]:
+            text = self.sock.recv(4096).decode()
+            self.got.append((time.monotonic(), text))
+            new.append(text)
+            timeout = 0.0
+        return new
+
+    def wait_for(self, field: str, count: int = 1, timeout: float = 10.0) -> bool:
+        """Wait until ``count`` datagrams carried ``field`` (e.g. "WATCHDOG=1")."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if len(self.times(field)) >= count:
+                return True
+            self.drain(0.05)
+        return False
+
+    def times(self, field: str) -> list[float]:
+        return [when for when, text in self.got if field in text.split("\n")]
+
+    def close(self) -> None:
+        self.sock.close()
+        self._folder.cleanup()
 
 
 class JamProcess:

@@ -13,13 +13,7 @@ import rtmidi
 
 from jackrig import JackServer, JamProcess, wait_for
 from jam.midi.ports import JACK_CLOSE_WAIT, JackPorts
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        found += [int(c) for c in (task / "children").read_text().split()]
-    return found
+from stagerig import children
 
 
 def alive(pid: int) -> bool:

@@ -7,65 +7,23 @@ the old settings with one log line, a valid one is applied, and jam keeps runnin
 
 from __future__ import annotations
 
-import select
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from pathlib import Path
 
 import mido
 import pytest
 
-from jackrig import JamProcess, Synth, wait_for
+from jackrig import JamProcess, NotifySocket, Synth, wait_for
 
 WATCHDOG_USEC = 500_000  # systemd would kill jam 0.5 s after a missed ping
 
 
-class Manager:
-    """systemd's end of the notify socket: datagrams with their arrival times."""
-
-    def __init__(self) -> None:
-        self._folder = tempfile.TemporaryDirectory(prefix="jamsd")  # a short socket path
-        self.path = str(Path(self._folder.name) / "notify")
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(self.path)
-        self.got: list[tuple[float, str]] = []
-
-    def drain(self, wait: float = 0.0) -> list[str]:
-        """Read what has arrived (waiting up to ``wait`` s for the first); return it."""
-        new = []
-        timeout = wait
-        while select.select([self.sock], [], [], timeout)[0]:
-            text = self.sock.recv(4096).decode()
-            self.got.append((time.monotonic(), text))
-            new.append(text)
-            timeout = 0.0
-        return new
-
-    def wait_for(self, field: str, count: int = 1, timeout: float = 10.0) -> bool:
-        """Wait until ``count`` datagrams carried ``field`` (e.g. "WATCHDOG=1")."""
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if len(self.times(field)) >= count:
-                return True
-            self.drain(0.05)
-        return False
-
-    def times(self, field: str) -> list[float]:
-        return [when for when, text in self.got if field in text.split("\n")]
-
-    def close(self) -> None:
-        self.sock.close()
-        self._folder.cleanup()
-
-
 @pytest.fixture
 def manager():
-    sock = Manager()
+    sock = NotifySocket()
     yield sock
     sock.close()
 

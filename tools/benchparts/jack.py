@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,8 @@ import numpy as np
 from benchparts.engine import random_call
 from benchparts.machine import load
 from benchstats import percentiles
-from jackrig import JackServer, JamProcess, Synth, keyboard, wait_for
+from jackrig import JackServer, JamProcess, NotifySocket, Synth, keyboard, wait_for
+from stagerig import children, cpu_seconds
 
 RATE = 48000
 
@@ -89,21 +89,6 @@ def stress(cpus: int | None) -> Iterator[dict]:
             process.wait(5)
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads), from /proc/PID/stat."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def children(pid: int) -> list[int]:
-    """The process ids of a process's children (jam's JACK input helper)."""
-    found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        text = (task / "children").read_text() if (task / "children").exists() else ""
-        found += [int(child) for child in text.split()]
-    return found
-
-
 def family_cpu_seconds(pid: int) -> dict[str, float]:
     """CPU seconds of a process and of each of its children (by pid)."""
     out = {"main": cpu_seconds(pid)}
@@ -152,34 +137,6 @@ def memory(pid: int) -> dict:
             "pss_mb": round(pss * mb, 1)}
 
 
-class ReadySocket:
-    """A NOTIFY_SOCKET this benchmark owns: jam sends ``READY=1`` there once its ports are
-    open and its model is loaded and warmed up (systemd's notify protocol)."""
-
-    def __init__(self) -> None:
-        self._folder = tempfile.TemporaryDirectory(prefix="jam-bench-notify-")
-        self.path = str(Path(self._folder.name) / "notify")
-        self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self._socket.bind(self.path)
-
-    def wait_ready(self, timeout: float) -> float | None:
-        """time.monotonic() when READY=1 arrived (None: not within ``timeout``)."""
-        end = time.monotonic() + timeout
-        while (left := end - time.monotonic()) > 0:
-            self._socket.settimeout(left)
-            try:
-                data = self._socket.recv(4096)
-            except TimeoutError:
-                return None
-            if b"READY=1" in data.split(b"\n"):
-                return time.monotonic()
-        return None
-
-    def close(self) -> None:
-        self._socket.close()
-        self._folder.cleanup()
-
-
 FLOOR = """
 import sys, time, rtmidi
 port = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="bench-floor")
@@ -216,12 +173,12 @@ def process_section(runs: int, idle_seconds: float, model: str | None = None) ->
         result["python_startup_ms"] = round((time.monotonic() - begin) * 1e3, 1)
         args = ["--api", "jack"] + ([] if model is None else ["--model", model])
         for run in range(runs):
-            notify = ReadySocket()
+            notify = NotifySocket()
             env = {**server.env(), "XDG_CONFIG_HOME": config_home.name,
                    "NOTIFY_SOCKET": notify.path}
             begin = time.monotonic()
             jam = JamProcess(args, env)
-            at = notify.wait_ready(30.0)
+            at = notify.times("READY=1")[0] if notify.wait_for("READY=1", timeout=30.0) else None
             notify.close()
             if at is None:
                 jam.kill()
